@@ -1,0 +1,69 @@
+"""Reading KDEF: what each file name says about the photo.
+
+KDEF names every photo by a 7-8 character code, `AF01ANS.JPG`: session (A/B), sex (F/M),
+subject number (01-35), expression (AF AN DI HA NE SA SU) and head angle
+(FL HL S HR FR). The code is the ground truth; folders only organise the files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from fer.labels import KDEF_CODES, canonical
+
+NAME = re.compile(
+    r"(?P<session>[AB])(?P<sex>[FM])(?P<number>\d{2})"
+    r"(?P<code>AF|AN|DI|HA|NE|SA|SU)(?P<angle>FL|FR|HL|HR|S)\.jpe?g",
+    re.IGNORECASE,
+)
+COLUMNS = ["path", "label", "subject", "session", "sex", "angle"]
+
+
+def parse_name(name: str) -> dict | None:
+    """Fields of a KDEF file name, or None if `name` is not one.
+
+    `subject` joins sex and number (F01 and M01 are different people).
+    """
+    m = NAME.fullmatch(name)
+    if not m:
+        return None
+    g = {k: v.upper() for k, v in m.groupdict().items()}
+    return {
+        "label": KDEF_CODES[g["code"]],
+        "subject": g["sex"] + g["number"],
+        "session": g["session"],
+        "sex": g["sex"],
+        "angle": g["angle"],
+    }
+
+
+def scan(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every file under `root`, in any folder layout, sorted into (images, skipped).
+
+    images: one row per photo, COLUMNS, `path` relative to root (POSIX).
+    skipped: `path`, `reason` for every file that is not used, so nothing vanishes
+    silently: names that do not parse, a class folder that contradicts the code, and
+    second copies of the same photo.
+    """
+    root = Path(root)
+    rows, skipped, seen = [], [], {}
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = file.relative_to(root).as_posix()
+        fields = parse_name(file.name)
+        if fields is None:
+            skipped.append((rel, "file name is not a KDEF code like AF01ANS.JPG"))
+            continue
+        folder_label = canonical(file.parent.name) if file.parent != root else None
+        if folder_label and folder_label != fields["label"]:
+            skipped.append((rel, f"folder says {folder_label}, file name says {fields['label']}"))
+            continue
+        key = file.name.upper()
+        if key in seen:
+            skipped.append((rel, f"another copy of {seen[key]}"))
+            continue
+        seen[key] = rel
+        rows.append({"path": rel, **fields})
+    return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(skipped, columns=["path", "reason"])

@@ -1,0 +1,100 @@
+"""Building a timm classifier, and saving/loading checkpoints that describe themselves.
+
+A checkpoint holds everything needed to rebuild and apply the model without the
+pipeline's params: weights, timm name, class names, the data config (input size,
+channels, mean/std), the params of the run, the epoch and the optimizer state.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+from torch import nn
+
+from fer import FerError
+from fer.io import atomic_path
+
+
+def create(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = False, weights: str = "") -> nn.Module:
+    """`timm.create_model` with errors a user can act on.
+
+    pretrained: ImageNet weights from the Hugging Face hub (timm's own download path).
+    weights: a local weights file (.pth/.safetensors) used instead of the hub.
+    The classifier is always new, sized for `num_classes`; `in_chans=1` folds the
+    pretrained first layer to greyscale.
+    """
+    base = name.split(".")[0]
+    if base not in timm.list_models():
+        close = difflib.get_close_matches(base, timm.list_models(), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
+        raise FerError(f"train.model {name!r} is not a timm model{hint}")
+    kwargs = dict(num_classes=num_classes, in_chans=in_chans)
+    if weights:
+        if not Path(weights).is_file():
+            raise FerError(f"train.weights {weights!r} is not a file")
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), **kwargs)
+    try:
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
+    except (OSError, RuntimeError, ValueError) as e:
+        if not pretrained:
+            raise
+        raise FerError(
+            f"could not get pretrained weights for {name} ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            "Without network, save the weights to a file and set train.weights=PATH, "
+            "or train from scratch with train.pretrained=false."
+        ) from None
+
+
+def data_config(model: nn.Module, size: int, channels: int) -> dict:
+    """Input size and normalisation for `model`, from timm's config for it.
+
+    The size is the cached one (every timm CNN accepts it). A greyscale model gets the
+    mean of timm's per-channel mean/std.
+    """
+    cfg = timm.data.resolve_model_data_config(model)
+    mean, std = list(cfg["mean"]), list(cfg["std"])
+    if channels != len(mean):
+        mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
+    return {"input_size": [channels, size, size], "mean": mean, "std": std}
+
+
+def save_checkpoint(ckpt: dict, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model a checkpoint describes; returns (model in eval mode, checkpoint)."""
+    # weights_only: a checkpoint is data, never code to run.
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    model = create(ckpt["model_name"], len(ckpt["classes"]), ckpt["data_config"]["input_size"][0])
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), ckpt
+
+
+def to_input(x: torch.Tensor, cfg: dict, device: torch.device) -> torch.Tensor:
+    """uint8 (B, C, H, W) batch -> normalised float batch on `device` (channels_last on CUDA)."""
+    mean = torch.tensor(cfg["mean"], device=device).view(1, -1, 1, 1) * 255
+    std = torch.tensor(cfg["std"], device=device).view(1, -1, 1, 1) * 255
+    x = x.to(device, non_blocking=True)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return (x.float() - mean) / std
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, images, cfg: dict, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """Logits (N, classes) on the CPU for uint8 `images` (N, C, H, W), in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = to_input(torch.from_numpy(np.array(images[i:i + batch_size])), cfg, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out.append(model(x).float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, 0)

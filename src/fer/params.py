@@ -1,0 +1,137 @@
+"""Typed, validated view of `params.yaml`.
+
+Every stage calls `load_params()` before doing any work. The whole file is checked
+(not only the stage's own section) because DVC accepts `-S trian.lr=1` silently: an
+unknown key, a wrong type or an impossible value stops the stage with a message that
+names the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+KDEF_ANGLES = ("FL", "HL", "S", "HR", "FR")
+
+
+class Section(BaseModel):
+    # frozen: a stage cannot change its params behind DVC's back; forbid: typos are errors.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataParams(Section):
+    source: str = "kaggle:tom99763/testtt"
+    format: Literal["kdef"] = "kdef"
+    demo_subjects: int = Field(24, ge=4, le=70)
+    demo_angles: tuple[Literal[KDEF_ANGLES], ...] = ("HL", "S", "HR")
+    demo_size: tuple[int, int] = (96, 128)
+
+    @model_validator(mode="after")
+    def _check_source(self):
+        if self.source.startswith("kaggle:") and not re.fullmatch(r"kaggle:[\w.-]+/[\w.-]+(/versions/\d+)?", self.source):
+            raise ValueError(f"source {self.source!r} is not of the form kaggle:<owner>/<dataset>[/versions/<n>]")
+        if not self.source:
+            raise ValueError("source is empty: give kaggle:<owner>/<dataset>, a local path, or demo")
+        return self
+
+
+class SplitParams(Section):
+    group_by: Literal["subject", "none"] = "subject"
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _check_fractions(self):
+        if self.val + self.test >= 1:
+            raise ValueError(f"val + test = {self.val + self.test:g} leaves nothing to train on; keep it below 1")
+        return self
+
+
+class PreprocessParams(Section):
+    size: int = Field(224, ge=16, le=1024)
+    grayscale: bool = False
+
+
+class AugmentParams(Section):
+    flip: bool = True
+    rotation: float = Field(10, ge=0, le=180)
+    scale: float = Field(0.1, ge=0, lt=1)
+    translate: float = Field(0.05, ge=0, lt=0.5)
+    color_jitter: float = Field(0.2, ge=0, le=1)
+
+
+class TrainParams(Section):
+    model: str = "densenet121"
+    pretrained: bool = True
+    weights: str = ""
+    init_from: str = ""
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-4, gt=0, le=10)
+    weight_decay: float = Field(0.01, ge=0)
+    lr_patience: int = Field(5, ge=0)
+    lr_factor: float = Field(0.1, gt=0, lt=1)
+    early_stopping: int = Field(0, ge=0)
+    augment: AugmentParams = AugmentParams()
+    seed: int = 42
+    workers: int = Field(2, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class Params(Section):
+    data: DataParams = DataParams()
+    split: SplitParams = SplitParams()
+    preprocess: PreprocessParams = PreprocessParams()
+    train: TrainParams = TrainParams()
+
+
+class ParamsError(ValueError):
+    """params.yaml holds a key, type or value the pipeline cannot use."""
+
+
+def _suggest(key: str, model: type[BaseModel]) -> str:
+    close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_at(loc: tuple) -> type[BaseModel]:
+    """The section model that holds the key at `loc` (for suggestions)."""
+    model: type[BaseModel] = Params
+    for part in loc[:-1]:
+        ann = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            break
+        model = ann
+    return model
+
+
+def parse_params(raw: dict | None, origin: str = "params.yaml") -> Params:
+    """Validate a params mapping; raise ParamsError naming every bad key."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key" + _suggest(str(err["loc"][-1]), _model_at(err["loc"]))
+            elif isinstance(err["input"], dict):  # a rule across keys: its message names them
+                msg = err["msg"].removeprefix("Value error, ")
+            else:
+                msg = f"{err['msg']} (got {err['input']!r})"
+            lines.append(f"  {key}: {msg}")
+        raise ParamsError(f"{origin} has {len(lines)} bad value(s):\n" + "\n".join(lines)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate `path`."""
+    path = Path(path)
+    with path.open() as f:
+        raw = yaml.safe_load(f)
+    return parse_params(raw, origin=str(path))

@@ -1,0 +1,122 @@
+"""Where raw images come from: Kaggle, a local folder or archive, or the demo generator.
+
+`fetch()` fills an empty folder with the source's files, unchanged: reading file names
+and labels is the split stage's job, so every source goes down the same code path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path
+
+from fer import FerError
+from fer.params import DataParams
+
+ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+KAGGLE_FIX = (
+    "Fix one of: (1) put your Kaggle API token in ~/.kaggle/kaggle.json or set KAGGLE_USERNAME "
+    "and KAGGLE_KEY (kaggle.com > Settings > API > Create New Token); (2) download the dataset "
+    "elsewhere and set data.source to the folder or archive (dvc exp run -S data.source=PATH); "
+    "(3) try the pipeline on built-in faces with data.source=demo."
+)
+
+
+def fetch(data: DataParams, out_dir: str | Path) -> Path:
+    """Put the images named by `data.source` into `out_dir` (created, must not exist)."""
+    out_dir = Path(out_dir)
+    source = data.source
+    if source == "demo":
+        from fer import demo
+
+        demo.generate(out_dir, subjects=data.demo_subjects, angles=data.demo_angles, size=data.demo_size)
+    elif source.startswith("kaggle:"):
+        _copy_tree(kaggle_download(source.removeprefix("kaggle:")), out_dir)
+    elif Path(source).is_dir():
+        _copy_tree(Path(source), out_dir)
+    elif Path(source).is_file() and source.lower().endswith(ARCHIVES):
+        extract(source, out_dir)
+    elif Path(source).exists():
+        raise FerError(f"data.source {source!r} is a file but not an archive ({', '.join(ARCHIVES)})")
+    else:
+        raise FerError(
+            f"data.source {source!r} does not exist; give kaggle:<owner>/<dataset>, "
+            "a local folder, a .zip/.tar.gz archive, or demo"
+        )
+    if not any(p.is_file() for p in out_dir.rglob("*")):
+        raise FerError(f"data.source {source!r} holds no files")
+    return out_dir
+
+
+def kaggle_credentials() -> bool:
+    """Whether a Kaggle API token is configured where kagglehub looks for one."""
+    home = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
+    return bool(
+        (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"))
+        or os.environ.get("KAGGLE_API_TOKEN")
+        or (home / "kaggle.json").is_file()
+        or (home / "access_token").is_file()
+    )
+
+
+def kaggle_download(handle: str) -> Path:
+    """Download (or reuse kagglehub's cache of) a Kaggle dataset; return its folder.
+
+    handle: `owner/dataset` or `owner/dataset/versions/N`. A versioned handle already in
+    kagglehub's cache needs neither network nor credentials.
+    """
+    import kagglehub
+
+    try:
+        return Path(kagglehub.dataset_download(handle))
+    except Exception as e:  # kagglehub raises requests, HTTP and its own errors alike
+        # The message of a failed request can hold the request's headers; keep only its kind
+        # and first line so that no secret reaches the log.
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+        creds = "" if kaggle_credentials() else " No Kaggle credentials were found."
+        raise FerError(f"could not download Kaggle dataset {handle!r} ({reason}).{creds}\n{KAGGLE_FIX}") from None
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    # Hard links cost no space when the source is on the same disk (kagglehub's cache is).
+    def link_or_copy(s, d):
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+
+    shutil.copytree(src, dst, copy_function=link_or_copy, symlinks=False)
+
+
+def extract(archive: str | Path, out_dir: str | Path) -> None:
+    """Unpack a .zip or tar archive into `out_dir`, refusing members that would land outside it.
+
+    Absolute paths, `..` components and links are refused before anything is written.
+    """
+    archive, out_dir = Path(archive), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    root = out_dir.resolve()
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                _check_member(info.filename, root, archive, link=(info.external_attr >> 16) & 0o170000 == 0o120000)
+            zf.extractall(out_dir)
+        return
+    try:
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+            for m in members:
+                _check_member(m.name, root, archive, link=m.issym() or m.islnk())
+            # The "data" filter re-checks the same rules and drops special files.
+            tf.extractall(out_dir, members=members, filter="data")
+    except tarfile.TarError as e:
+        raise FerError(f"cannot read archive {archive}: {e}") from None
+
+
+def _check_member(name: str, root: Path, archive: Path, link: bool) -> None:
+    if link:
+        raise FerError(f"archive {archive} holds a link ({name}); refusing to extract it")
+    if name.startswith(("/", "\\")) or ".." in Path(name).parts or not (root / name).resolve().is_relative_to(root):
+        raise FerError(f"archive {archive} holds a path outside its folder ({name}); refusing to extract it")

@@ -1,0 +1,156 @@
+"""Fine-tuning a timm model on the cached uint8 images.
+
+`fit()` is the whole training run as a function: it takes validated params and arrays,
+returns the per-epoch history and the best checkpoint, and writes nothing, so tests call
+it directly and the train stage only adds I/O around it.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+from tqdm import tqdm
+
+from fer import FerError
+from fer.model import create, data_config, load_checkpoint, predict, to_input
+from fer.params import AugmentParams, TrainParams
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return the generator that orders the batches."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def seed_worker(worker_id: int) -> None:
+    # torch already gives each worker its own seed derived from the loader's generator;
+    # pass it on to the other RNGs an augmentation might use.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FerError("train.device is cuda but no CUDA GPU is visible; use train.device=auto or cpu")
+    return torch.device(name)
+
+
+def augmentation(aug: AugmentParams, channels: int) -> v2.Compose:
+    """Random flips, small affine moves and colour jitter on uint8 (C, H, W) tensors."""
+    steps = []
+    if aug.flip:  # a mirrored face shows the same expression
+        steps.append(v2.RandomHorizontalFlip())
+    if aug.rotation or aug.scale or aug.translate:
+        steps.append(v2.RandomAffine(
+            degrees=aug.rotation, translate=(aug.translate, aug.translate),
+            scale=(1 - aug.scale, 1 + aug.scale),
+        ))
+    if aug.color_jitter:
+        j = aug.color_jitter
+        steps.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j if channels == 3 else None))
+    return v2.Compose(steps)
+
+
+class CachedImages(Dataset):
+    """(uint8 image, class index) pairs read from a memory-mapped (N, C, H, W) array."""
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray, transform=None):
+        self.images, self.targets, self.transform = images, np.asarray(targets), transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        x = torch.from_numpy(np.array(self.images[i]))
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.targets[i])
+
+
+def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+        classes: list[str], extra: dict | None = None) -> tuple[list[dict], dict]:
+    """Train `params.model` on `train`, keep the weights with the best val accuracy.
+
+    train, val: (images uint8 (N, C, H, W), class indices (N,)).
+    extra: stored in the checkpoint as is (e.g. the params of the other stages).
+    Returns (history: one dict per epoch, checkpoint of the best epoch). With
+    `early_stopping` > 0, stops after that many epochs without a better val accuracy.
+    """
+    device = resolve_device(params.device)
+    generator = seed_everything(params.seed)
+    channels, size = train[0].shape[1], train[0].shape[2]
+    if params.batch_size > len(train[1]):
+        raise FerError(f"train.batch_size {params.batch_size} is larger than the train split ({len(train[1])} images)")
+    model = create(params.model, len(classes), channels, params.pretrained, params.weights)
+    if params.init_from:
+        model.load_state_dict(load_checkpoint(params.init_from)[1]["model"])
+    cfg = data_config(model, size, channels)
+    cuda = device.type == "cuda"
+    model = model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay, fused=cuda)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience)
+    loader = DataLoader(
+        CachedImages(*train, transform=augmentation(params.augment, channels)),
+        batch_size=params.batch_size, shuffle=True, drop_last=len(train[1]) > params.batch_size,
+        num_workers=params.workers, worker_init_fn=seed_worker, generator=generator,
+        pin_memory=cuda, persistent_workers=params.workers > 0,
+    )
+    history, best, best_acc, since_best = [], None, -1.0, 0
+    for epoch in range(1, params.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+        for x, y in tqdm(loader, desc=f"epoch {epoch}/{params.epochs}", unit="batch", leave=False, disable=None):
+            x, y = to_input(x, cfg, device), y.to(device, non_blocking=True)
+            # bf16 autocast pays on GPUs only; on CPU it is many times slower than fp32.
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            # Accumulate on the device: reading a value per step would stall a GPU.
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+        train_loss = loss_sum.item() / seen
+        if not np.isfinite(train_loss):
+            raise FerError(f"the training loss became {train_loss} in epoch {epoch}; lower train.lr (now {params.lr:g})")
+        val_logits = predict(model, val[0], cfg, device)
+        val_y = torch.as_tensor(val[1])
+        val_loss = F.cross_entropy(val_logits, val_y).item()
+        val_acc = (val_logits.argmax(1) == val_y).float().mean().item()
+        scheduler.step(val_loss)
+        history.append({
+            "epoch": epoch, "train_loss": train_loss, "train_acc": correct.item() / seen,
+            "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - start,
+        })
+        tqdm.write(" ".join(f"{k} {v:.4g}" for k, v in history[-1].items()))
+        if val_acc > best_acc:
+            best_acc, since_best = val_acc, 0
+            best = {
+                "model": copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()}),
+                "model_name": params.model, "classes": list(classes), "data_config": cfg,
+                "params": params.model_dump(), "extra": extra or {}, "epoch": epoch, "val_acc": val_acc,
+                "optimizer": copy.deepcopy(optimizer.state_dict()),
+            }
+        else:
+            since_best += 1
+            if params.early_stopping and since_best >= params.early_stopping:
+                tqdm.write(f"early stop: no better val accuracy for {since_best} epochs; keeping epoch {best['epoch']}")
+                break
+    return history, best

@@ -1,0 +1,30 @@
+"""Stage plots: PNG confusion matrix, accuracy and loss curves (DVC renders the CSVs too)."""
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from fer import plots
+from fer.cli import run
+
+
+def main(params):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("history", type=Path)
+    parser.add_argument("confusion", type=Path)
+    parser.add_argument("meta", type=Path, help="the preprocess stage's meta.json (class order)")
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    classes = json.loads(args.meta.read_text())["classes"]
+    history = pd.read_csv(args.history)
+    plots.confusion_png(pd.read_csv(args.confusion), classes, args.out_dir / "confusion.png")
+    plots.curve_png(history, "acc", args.out_dir / "accuracy.png")
+    plots.curve_png(history, "loss", args.out_dir / "loss.png")
+    print(f"plots: {', '.join(str(args.out_dir / n) for n in ('confusion.png', 'accuracy.png', 'loss.png'))}")
+
+
+if __name__ == "__main__":
+    run(main)

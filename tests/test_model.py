@@ -1,0 +1,64 @@
+import pytest
+import timm
+import torch
+
+from fer import FerError
+from fer.model import create, data_config, load_checkpoint, save_checkpoint
+
+
+@pytest.mark.parametrize("in_chans", [1, 3])
+def test_output_shape_no_nan_and_every_parameter_gets_a_gradient(in_chans):
+    torch.manual_seed(0)
+    model = create("test_resnet", num_classes=7, in_chans=in_chans)
+    x = torch.randn(4, in_chans, 32, 32)
+    out = model(x)
+    assert out.shape == (4, 7) and torch.isfinite(out).all()
+    torch.nn.functional.cross_entropy(out, torch.tensor([0, 1, 2, 3])).backward()
+    # As timm's own tests: every parameter is reached (some start at zero gradient by design:
+    # residual branches end in a zero-initialised norm layer).
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert missing == []
+    assert model.fc.weight.grad.abs().sum() > 0
+
+
+def test_unknown_model_name_suggests_close_ones():
+    with pytest.raises(FerError, match="not a timm model; did you mean .*densenet121"):
+        create("densenet12", 7)
+
+
+def test_hub_weights_unreachable_says_what_to_do():
+    with pytest.raises(FerError, match="train.weights=PATH.*train.pretrained=false"):
+        create("test_resnet", 7, pretrained=True)
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    # A weights file as one saved from an ImageNet model: 1000 classes; ours has 7.
+    source = timm.create_model("test_resnet", num_classes=1000)
+    torch.save(source.state_dict(), tmp_path / "w.pth")
+    model = create("test_resnet", 7, weights=str(tmp_path / "w.pth"))
+    body = {k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}
+    for k, v in body.items():
+        torch.testing.assert_close(model.state_dict()[k], v)
+    assert model.fc.out_features == 7
+
+
+def test_missing_weights_file_is_an_error(tmp_path):
+    with pytest.raises(FerError, match="is not a file"):
+        create("test_resnet", 7, weights=str(tmp_path / "nope.pth"))
+
+
+def test_greyscale_data_config_has_one_channel():
+    cfg = data_config(create("test_resnet", 7, in_chans=1), size=48, channels=1)
+    assert cfg["input_size"] == [1, 48, 48] and len(cfg["mean"]) == len(cfg["std"]) == 1
+
+
+def test_checkpoint_rebuilds_the_model_alone(tmp_path):
+    model = create("test_resnet", 3, in_chans=1)
+    cfg = data_config(model, 32, 1)
+    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": ["a", "b", "c"],
+                     "data_config": cfg, "epoch": 4}, tmp_path / "best.pt")
+    loaded, ckpt = load_checkpoint(tmp_path / "best.pt")
+    x = torch.randn(2, 1, 32, 32)
+    model.eval()
+    torch.testing.assert_close(loaded(x), model(x))
+    assert ckpt["classes"] == ["a", "b", "c"] and ckpt["epoch"] == 4

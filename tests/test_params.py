@@ -1,0 +1,47 @@
+import pytest
+
+from fer.params import ParamsError, load_params, parse_params
+
+
+def test_shipped_params_are_the_reference_recipe():
+    p = load_params("params.yaml")
+    assert p.data.source == "kaggle:tom99763/testtt" and p.data.format == "kdef"
+    assert (p.train.model, p.train.pretrained, p.preprocess.size) == ("densenet121", True, 224)
+    assert (p.train.lr, p.train.batch_size, p.train.epochs) == (1e-4, 8, 50)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ({"trian": {"lr": 1}}, "trian: unknown key (did you mean 'train'?)"),
+    ({"train": {"lrr": 1}}, "train.lrr: unknown key (did you mean 'lr'?)"),
+    ({"train": {"augment": {"flipp": True}}}, "train.augment.flipp: unknown key (did you mean 'flip'?)"),
+    ({"train": {"lr": -1}}, "train.lr: Input should be greater than 0"),
+    ({"train": {"epochs": 0}}, "train.epochs: Input should be greater than or equal to 1"),
+    ({"train": {"batch_size": "eight"}}, "train.batch_size: Input should be a valid integer"),
+    ({"split": {"val": 0.5, "test": 0.6}}, "val + test = 1.1 leaves nothing to train on"),
+    ({"split": {"group_by": "person"}}, "split.group_by: Input should be 'subject' or 'none'"),
+    ({"data": {"source": "kaggle:no-slash"}}, "is not of the form kaggle:<owner>/<dataset>"),
+])
+def test_bad_params_name_the_key(raw, expected):
+    with pytest.raises(ParamsError) as e:
+        parse_params(raw)
+    assert expected in str(e.value)
+
+
+def test_every_bad_key_is_reported_at_once():
+    with pytest.raises(ParamsError) as e:
+        parse_params({"train": {"lr": 0, "epochs": -1}, "oops": 1})
+    msg = str(e.value)
+    assert "3 bad value(s)" in msg and "train.lr" in msg and "train.epochs" in msg and "oops" in msg
+
+
+def test_params_are_frozen():
+    p = parse_params({})
+    with pytest.raises(Exception):
+        p.train.lr = 1.0
+
+
+def test_yaml_scientific_notation_without_dot_is_a_float(tmp_path):
+    # YAML 1.1 (PyYAML) reads `1e-4` as a string; it must still mean 1e-4.
+    f = tmp_path / "params.yaml"
+    f.write_text("train:\n  lr: 1e-4\n")
+    assert load_params(f).train.lr == 1e-4

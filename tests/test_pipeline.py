@@ -1,0 +1,122 @@
+"""The real `dvc repro` / `dvc exp run` in a temporary git repository, on a tiny demo set."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "data": {"source": "demo", "demo_subjects": 6, "demo_angles": ["S"], "demo_size": [48, 64]},
+    "preprocess": {"size": 32},
+    "train": {"model": "test_resnet", "pretrained": False, "epochs": 2, "batch_size": 16, "lr": 1e-3, "workers": 0},
+}
+
+
+def run(cwd, *cmd, check=True, env=None):
+    env = {
+        **os.environ,
+        # the stages' `python` must be this environment's, whatever the caller's PATH says
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+        **(env or {}),
+    }
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and p.returncode:
+        raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def make_repo(root: Path, params_update: dict | None) -> Path:
+    for name in ("src", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"):
+        src, dst = REPO / name, root / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dst)
+    if params_update:
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        for section, values in params_update.items():
+            params[section].update(values)
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(root, "git", "init", "-q")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "pipeline")
+    return root
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = make_repo(tmp_path_factory.mktemp("repo"), TINY)
+    run(root, "dvc", "repro")
+    return root
+
+
+def test_repro_produces_metrics_plots_and_an_honest_split(repo):
+    m = json.loads((repo / "metrics/metrics.json").read_text())
+    for key in ("accuracy", "macro_f1", "balanced_accuracy", "majority_baseline"):
+        assert 0 <= m[key] <= 1
+    assert set(m["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
+    assert m["accuracy_by_angle"].keys() == {"S"}
+    split = json.loads((repo / "metrics/split.json").read_text())
+    assert split["protocol"] == "subject-disjoint" and split["subject_overlap"] == 0
+    manifest = pd.read_csv(repo / "data/split/manifest.csv")
+    assert manifest.groupby("subject")["split"].nunique().max() == 1
+    assert len(pd.read_csv(repo / "plots/confusion.csv")) == m["test_images"] == split["test_images"]
+    history = pd.read_csv(repo / "plots/history.csv")
+    assert list(history["epoch"]) == [1, 2]
+    for png in ("confusion.png", "accuracy.png", "loss.png"):
+        assert (repo / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+    shown = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
+    rows = {name: shown[name][0]["content"]["data"]["values"] for name in ("plots/confusion.csv", "accuracy", "loss")}
+    assert len(rows["plots/confusion.csv"]) == m["test_images"]
+    assert {r["field"] for r in rows["accuracy"]} == {"train_acc", "val_acc"} and len(rows["accuracy"]) == 4
+
+
+def test_experiment_reruns_only_training_and_after(repo):
+    before = json.loads((repo / "metrics/metrics.json").read_text())
+    out = run(repo, "dvc", "exp", "run", "-S", "train.lr=0.02", "-S", "train.epochs=3").stdout
+    for stage in ("download", "split", "preprocess"):
+        assert f"Stage '{stage}' didn't change, skipping" in out
+    for stage in ("train", "evaluate", "plots"):
+        assert f"Running stage '{stage}'" in out
+    after = json.loads((repo / "metrics/metrics.json").read_text())
+    assert after != before
+    assert len(pd.read_csv(repo / "plots/history.csv")) == 3
+    shown = run(repo, "dvc", "exp", "show", "--json").stdout
+    assert "0.02" in shown
+    diff = run(repo, "dvc", "metrics", "diff", "--json").stdout
+    assert "metrics/metrics.json" in diff
+
+
+def test_a_misspelt_param_stops_the_experiment_and_names_it(repo):
+    # DVC refuses `-S trian.lr=1` itself, but `+trian.lr=1` (or a hand edit) goes through to us.
+    p = run(repo, "dvc", "exp", "run", "-S", "+trian.lr=1", check=False)
+    assert p.returncode != 0
+    assert "trian: unknown key (did you mean 'train'?)" in p.stdout + p.stderr
+
+
+def test_default_recipe_without_kaggle_credentials_stops_fast_with_the_fix(tmp_path):
+    root = make_repo(tmp_path / "repo", None)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "KAGGLE_USERNAME": "", "KAGGLE_KEY": "", "KAGGLE_API_TOKEN": "",
+           "KAGGLEHUB_CACHE": str(tmp_path / "cache")}
+    start = time.perf_counter()
+    p = run(root, "dvc", "repro", check=False, env=env)
+    assert time.perf_counter() - start < 60
+    out = p.stdout + p.stderr
+    assert p.returncode != 0
+    assert "could not download Kaggle dataset 'tom99763/testtt'" in out
+    assert "No Kaggle credentials were found" in out and "data.source=demo" in out

@@ -1,0 +1,54 @@
+import json
+
+import numpy as np
+import pytest
+
+from fer.dataset import load_split
+from fer.preprocess import build, load_image
+from fer.split import assign
+
+
+@pytest.fixture(scope="module")
+def manifest(demo_images):
+    m = demo_images.copy()
+    m["split"] = assign(m, val=0.2, test=0.2, seed=0)
+    return m
+
+
+@pytest.mark.parametrize("grayscale, channels", [(False, 3), (True, 1)])
+def test_cache_shapes_dtypes_and_facts(demo_raw, manifest, tmp_path, grayscale, channels):
+    failed = build(manifest, demo_raw, tmp_path, size=32, grayscale=grayscale, workers=2)
+    assert failed.empty
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta == {"classes": ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
+                    "size": 32, "channels": channels}
+    total = 0
+    for split in ("train", "val", "test"):
+        images, facts = load_split(tmp_path, split)
+        assert isinstance(images, np.memmap) and images.dtype == np.uint8
+        assert images.shape == (len(facts), channels, 32, 32)
+        assert list(facts["path"]) == list(manifest["path"][manifest["split"] == split])
+        assert set(facts["target"]) == set(range(7))
+        assert (facts["label"] == np.array(meta["classes"])[facts["target"]]).all()
+        total += len(facts)
+    assert total == len(manifest)
+
+
+def test_cached_pixels_are_the_decoded_image(demo_raw, manifest, tmp_path):
+    build(manifest, demo_raw, tmp_path, size=40, grayscale=False, workers=1)
+    images, facts = load_split(tmp_path, "test")
+    np.testing.assert_array_equal(images[3], load_image(demo_raw / facts["path"][3], 40, False))
+    assert images[3].std() > 10  # a face, not a blank
+
+
+def test_undecodable_file_is_listed_and_left_out(demo_raw, manifest, tmp_path):
+    raw = tmp_path / "raw"
+    import shutil
+    shutil.copytree(demo_raw, raw)
+    broken = manifest[manifest["split"] == "train"]["path"].iloc[0]
+    (raw / broken).write_bytes(b"not a jpeg at all")
+    failed = build(manifest, raw, tmp_path / "out", size=32, grayscale=False, workers=1)
+    assert list(failed["path"]) == [broken] and "cannot decode" in failed["reason"][0]
+    images, facts = load_split(tmp_path / "out", "train")
+    assert broken not in set(facts["path"]) and len(images) == len(facts)
+    assert len(facts) == (manifest["split"] == "train").sum() - 1

@@ -1,0 +1,99 @@
+import io
+import shutil
+import tarfile
+import time
+import zipfile
+
+import pytest
+
+from fer import FerError, sources
+from fer.params import DataParams
+
+
+def test_local_folder_is_copied(demo_raw, tmp_path):
+    out = sources.fetch(DataParams(source=str(demo_raw)), tmp_path / "raw")
+    assert sorted(p.name for p in out.rglob("*.JPG")) == sorted(p.name for p in demo_raw.rglob("*.JPG"))
+
+
+@pytest.mark.parametrize("fmt", ["zip", "gztar"])
+def test_local_archive_is_extracted(demo_raw, tmp_path, fmt):
+    archive = shutil.make_archive(str(tmp_path / "kdef"), fmt, demo_raw.parent, "raw")
+    out = sources.fetch(DataParams(source=archive), tmp_path / "out")
+    assert len(list(out.rglob("*.JPG"))) == len(list(demo_raw.rglob("*.JPG")))
+
+
+def evil_tar(path, name=None, link=None):
+    with tarfile.open(path, "w:gz") as tf:
+        info = tarfile.TarInfo("ok/AF01ANS.JPG")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+        if link:
+            info = tarfile.TarInfo("ok/link")
+            info.type, info.linkname = tarfile.SYMTYPE, link
+            tf.addfile(info)
+        else:
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tf.addfile(info, io.BytesIO(b"x"))
+
+
+@pytest.mark.parametrize("kind, member", [("dotdot", "../escaped.JPG"), ("absolute", "/tmp/escaped.JPG"),
+                                          ("link", None)])
+def test_hostile_tar_is_refused_and_nothing_is_written(tmp_path, kind, member):
+    archive = tmp_path / "evil.tar.gz"
+    evil_tar(archive, member, link="../../etc/passwd" if kind == "link" else None)
+    out = tmp_path / "x" / "out"
+    with pytest.raises(FerError, match="refusing to extract"):
+        sources.extract(archive, out)
+    assert not (tmp_path / "x" / "escaped.JPG").exists()
+    assert not any(out.rglob("*"))
+
+
+def test_hostile_zip_is_refused(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok/AF01ANS.JPG", b"x")
+        zf.writestr("../escaped.JPG", b"x")
+    with pytest.raises(FerError, match="outside its folder"):
+        sources.extract(archive, tmp_path / "out")
+    assert not (tmp_path / "escaped.JPG").exists()
+
+
+def test_missing_source_says_what_is_accepted(tmp_path):
+    with pytest.raises(FerError, match="does not exist; give kaggle:"):
+        sources.fetch(DataParams(source=str(tmp_path / "nope")), tmp_path / "out")
+
+
+def test_kaggle_without_network_fails_fast_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-key-123")
+    start = time.perf_counter()
+    with pytest.raises(FerError) as e:
+        sources.fetch(DataParams(source="kaggle:tom99763/testtt"), tmp_path / "out")
+    assert time.perf_counter() - start < 30
+    msg = str(e.value)
+    assert "could not download Kaggle dataset 'tom99763/testtt'" in msg
+    assert "kaggle.json" in msg and "data.source=demo" in msg
+    assert "s3cr3t-key-123" not in msg
+
+
+def test_kaggle_without_credentials_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "nokaggle"))
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(FerError, match="No Kaggle credentials were found"):
+        sources.kaggle_download("tom99763/testtt")
+
+
+def test_kaggle_versioned_handle_comes_from_kagglehub_cache_offline(demo_raw, tmp_path, monkeypatch):
+    from kagglehub.cache import Cache
+    from kagglehub.handle import parse_dataset_handle
+
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "cache"))
+    handle, cache = parse_dataset_handle("tom99763/testtt/versions/1"), Cache()
+    shutil.copytree(demo_raw, cache.get_path(handle))  # what a finished download leaves
+    cache.mark_as_complete(handle)
+    out = sources.fetch(DataParams(source="kaggle:tom99763/testtt/versions/1"), tmp_path / "raw")
+    assert len(list(out.rglob("*.JPG"))) == len(list(demo_raw.rglob("*.JPG")))

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fer import FerError
+from fer.model import create, data_config, to_input
+from fer.preprocess import load_image
+from fer.train import fit
+
+
+@pytest.fixture(scope="module")
+def arrays(demo_raw, demo_images):
+    """(train, val) as (uint8 images, targets) at 32 px: 4 people to train on, 2 to validate."""
+    classes = sorted(demo_images["label"].unique())
+    x = np.stack([load_image(demo_raw / p, 32, False) for p in demo_images["path"]])
+    y = demo_images["label"].map(classes.index).to_numpy()
+    is_val = demo_images["subject"].isin(demo_images["subject"].unique()[:2]).to_numpy()
+    return (x[~is_val], y[~is_val]), (x[is_val], y[is_val]), classes
+
+
+def test_loss_falls_when_overfitting_one_batch(arrays):
+    (x, y), _, classes = arrays
+    torch.manual_seed(0)
+    model = create("test_resnet", len(classes))
+    cfg = data_config(model, 32, 3)
+    xb, yb = to_input(torch.from_numpy(x[:16]), cfg, torch.device("cpu")), torch.from_numpy(y[:16])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_fit_returns_history_and_a_self_describing_best_checkpoint(arrays, tiny_train):
+    train, val, classes = arrays
+    history, best = fit(tiny_train.model_copy(update={"epochs": 3}), train, val, classes, extra={"note": 1})
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+    assert all(np.isfinite(h["train_loss"]) and 0 <= h["val_acc"] <= 1 for h in history)
+    assert best["val_acc"] == max(h["val_acc"] for h in history)
+    assert history[best["epoch"] - 1]["val_acc"] == best["val_acc"]
+    assert best["model_name"] == "test_resnet" and best["classes"] == classes
+    assert best["data_config"]["input_size"] == [3, 32, 32] and best["extra"] == {"note": 1}
+    assert best["params"]["lr"] == tiny_train.lr and "state" in best["optimizer"]
+
+
+def test_same_seed_same_weights_other_seed_other_weights(arrays, tiny_train):
+    train, val, classes = arrays
+    aug = tiny_train.model_copy(update={"epochs": 1})
+    a, b = fit(aug, train, val, classes)[1], fit(aug, train, val, classes)[1]
+    c = fit(aug.model_copy(update={"seed": 7}), train, val, classes)[1]
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0)
+    assert any(not torch.equal(a["model"][k], c["model"][k]) for k in a["model"] if a["model"][k].is_floating_point())
+
+
+def test_early_stopping_stops_and_keeps_the_best(arrays, tiny_train):
+    train, val, classes = arrays
+    # lr 0 never improves on the first epoch's val accuracy.
+    p = tiny_train.model_copy(update={"epochs": 10, "early_stopping": 2, "lr": 1e-12})
+    history, best = fit(p, train, val, classes)
+    assert len(history) == 3 and best["epoch"] == 1
+
+
+def test_non_finite_loss_stops_with_advice(arrays, tiny_train, monkeypatch):
+    import fer.train
+
+    train, val, classes = arrays
+    # Stand-in for a diverged run: every input turns NaN, so the loss does too.
+    monkeypatch.setattr(fer.train, "to_input", lambda x, cfg, device: x.float() * float("nan"))
+    with pytest.raises(FerError, match="loss became nan in epoch 1; lower train.lr"):
+        fit(tiny_train, train, val, classes)
+
+
+def test_batch_larger_than_train_split_is_an_error(arrays, tiny_train):
+    train, val, classes = arrays
+    with pytest.raises(FerError, match="larger than the train split"):
+        fit(tiny_train.model_copy(update={"batch_size": 10_000}), train, val, classes)
