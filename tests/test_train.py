@@ -81,3 +81,17 @@ def test_batch_larger_than_train_split_is_an_error(arrays, tiny_train):
     train, val, classes = arrays
     with pytest.raises(FerError, match="larger than the train split"):
         fit(tiny_train.model_copy(update={"batch_size": 10_000}), train, val, classes)
+
+
+def test_training_continues_from_a_previous_checkpoint(arrays, tiny_train, tmp_path):
+    from fer.model import save_checkpoint
+
+    train, val, classes = arrays
+    _, first = fit(tiny_train.model_copy(update={"epochs": 1}), train, val, classes)
+    save_checkpoint(first, tmp_path / "best.pt")
+    # A vanishing lr leaves the starting weights as they were: they must be the checkpoint's.
+    p = tiny_train.model_copy(update={"epochs": 1, "lr": 1e-30, "init_from": str(tmp_path / "best.pt"), "seed": 3})
+    _, second = fit(p, train, val, classes)
+    for k, v in first["model"].items():
+        if k.endswith("weight"):
+            torch.testing.assert_close(second["model"][k], v)
