@@ -27,7 +27,7 @@ env: .venv/.complete
 	ln -sfn $(VENV) .venv
 
 demo: env
-	HF_HUB_OFFLINE=1 dvc exp run $(DEMO_PARAMS)
+	dvc exp run $(DEMO_PARAMS)
 	@echo
 	@echo "metrics:  metrics/metrics.json (test), metrics/train.json, metrics/split.json  -> dvc metrics show"
 	@echo "plots:    plots/confusion.png plots/accuracy.png plots/loss.png  -> dvc plots show (writes dvc_plots/index.html)"
