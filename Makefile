@@ -32,7 +32,6 @@ demo: env
 	@echo "metrics:  metrics/metrics.json (test), metrics/train.json, metrics/split.json  -> dvc metrics show"
 	@echo "plots:    plots/confusion.png plots/accuracy.png plots/loss.png  -> dvc plots show (writes dvc_plots/index.html)"
 	@echo "model:    models/best.pt"
-	@dvc metrics show
 
 test: env
 	python -m pytest

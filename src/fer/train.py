@@ -130,7 +130,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
         if not np.isfinite(train_loss):
             raise FerError(f"the training loss became {train_loss} in epoch {epoch}; lower train.lr (now {params.lr:g})")
         val_logits = predict(model, val[0], cfg, device)
-        val_y = torch.as_tensor(val[1])
+        val_y = torch.tensor(val[1])
         val_loss = F.cross_entropy(val_logits, val_y).item()
         val_acc = (val_logits.argmax(1) == val_y).float().mean().item()
         scheduler.step(val_loss)
