@@ -13,7 +13,15 @@ DEMO_PARAMS := -S data.source=demo -S preprocess.size=64 -S train.model=test_res
 	-S train.pretrained=false -S train.epochs=30 -S train.batch_size=32 -S train.lr=3e-3 \
 	-S train.workers=0
 
-.PHONY: env demo test
+# FER2013 from scratch on CPU (no ImageNet weights offline): 48 px greyscale, official split.
+# FER2013 may be a Kaggle handle (kaggle:msambare/fer2013), a folder, an archive or fer2013.csv.
+FER2013 ?= kaggle:msambare/fer2013
+FER2013_PARAMS := -S data.source=$(FER2013) -S data.format=fer2013 -S preprocess.size=48 \
+	-S preprocess.grayscale=true -S train.model=resnet10t -S train.pretrained=false \
+	-S train.epochs=18 -S train.batch_size=64 -S train.lr=1e-3 -S train.lr_patience=2 \
+	-S train.lr_factor=0.2 -S train.workers=0
+
+.PHONY: env demo fer2013 test
 env: .venv/.complete
 
 .venv/.complete: requirements.txt
@@ -32,6 +40,9 @@ demo: env
 	@echo "metrics:  metrics/metrics.json (test), metrics/train.json, metrics/split.json  -> dvc metrics show"
 	@echo "plots:    plots/confusion.png plots/accuracy.png plots/loss.png  -> dvc plots show (writes dvc_plots/index.html)"
 	@echo "model:    models/best.pt"
+
+fer2013: env
+	dvc exp run $(FER2013_PARAMS)
 
 test: env
 	python -m pytest

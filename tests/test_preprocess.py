@@ -11,7 +11,7 @@ from fer.split import assign
 @pytest.fixture(scope="module")
 def manifest(demo_images):
     m = demo_images.copy()
-    m["split"] = assign(m, val=0.2, test=0.2, seed=0)
+    m["split"] = assign(m, val=0.2, test=0.2, seed=0)[0]
     return m
 
 

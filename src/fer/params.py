@@ -26,7 +26,9 @@ class Section(BaseModel):
 
 class DataParams(Section):
     source: str = "kaggle:tom99763/testtt"
-    format: Literal["kdef"] = "kdef"
+    format: Literal["kdef", "fer2013", "folders"] = "kdef"
+    classes: tuple[str, ...] = ()
+    subject_pattern: str = ""
     demo_subjects: int = Field(24, ge=4, le=70)
     demo_angles: tuple[Literal[KDEF_ANGLES], ...] = ("HL", "S", "HR")
     demo_size: tuple[int, int] = (96, 128)
@@ -37,6 +39,13 @@ class DataParams(Section):
             raise ValueError(f"source {self.source!r} is not of the form kaggle:<owner>/<dataset>[/versions/<n>]")
         if not self.source:
             raise ValueError("source is empty: give kaggle:<owner>/<dataset>, a local path, or demo")
+        if self.subject_pattern:
+            try:
+                groups = re.compile(self.subject_pattern).groups
+            except re.error as e:
+                raise ValueError(f"subject_pattern {self.subject_pattern!r} is not a regular expression: {e}") from None
+            if groups != 1:
+                raise ValueError(f"subject_pattern {self.subject_pattern!r} needs exactly one (group), the subject id")
         return self
 
 
@@ -78,6 +87,7 @@ class TrainParams(Section):
     lr_patience: int = Field(5, ge=0)
     lr_factor: float = Field(0.1, gt=0, lt=1)
     early_stopping: int = Field(0, ge=0)
+    class_weights: Literal["none", "balanced"] = "none"
     augment: AugmentParams = AugmentParams()
     seed: int = 42
     workers: int = Field(2, ge=0)

@@ -26,9 +26,10 @@ from fer.split import SPLITS
 META_COLUMNS = ["path", "label", "target", "subject", "angle", "session"]
 
 
-def load_image(path: str | Path, size: int, grayscale: bool) -> np.ndarray:
-    """One image as a (C, size, size) uint8 array: upright, centre-cropped square, resized."""
-    with Image.open(path) as im:
+def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool) -> np.ndarray:
+    """One image (a file, or pixels already in an array) as a (C, size, size) uint8 array:
+    upright, centre-cropped square, resized."""
+    with Image.fromarray(source) if isinstance(source, np.ndarray) else Image.open(source) as im:
         # Let the JPEG decoder skip detail the resize would throw away (2-8x faster on big photos).
         im.draft("L" if grayscale else "RGB", (size, size))
         im = ImageOps.exif_transpose(im).convert("L" if grayscale else "RGB")
@@ -37,9 +38,9 @@ def load_image(path: str | Path, size: int, grayscale: bool) -> np.ndarray:
     return arr[None] if grayscale else arr.transpose(2, 0, 1)
 
 
-def _try_load(path, size, grayscale):
+def _try_load(source, size, grayscale):
     try:
-        return load_image(path, size, grayscale), None
+        return load_image(source, size, grayscale), None
     except Exception as e:  # any undecodable file is reported, never fatal
         return None, f"cannot decode: {type(e).__name__}: {e}"
 
@@ -62,16 +63,17 @@ def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, siz
     workers = workers or os.cpu_count() or 1
     load = functools.partial(_try_load, size=size, grayscale=grayscale)
     failed = []
+    pixels = csv_pixels(manifest["path"], raw_root)
     with multiprocessing.Pool(workers) as pool:
         for split in SPLITS:
             rows = manifest[manifest["split"] == split].reset_index(drop=True)
-            paths = [str(Path(raw_root) / p) for p in rows["path"]]
+            sources = [pixels[p] if p in pixels else str(Path(raw_root) / p) for p in rows["path"]]
             npy, csv = split_files(out_dir, split)
             with atomic_path(npy) as tmp:
                 shape = (len(rows), 1 if grayscale else 3, size, size)
                 arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
                 ok = np.zeros(len(rows), dtype=bool)
-                results = pool.imap(load, paths, chunksize=32)
+                results = pool.imap(load, sources, chunksize=64)
                 for i, (img, reason) in enumerate(tqdm(results, total=len(rows), desc=f"decode {split}", unit="img", disable=None)):
                     if img is None:
                         failed.append((rows["path"][i], reason))
@@ -85,6 +87,19 @@ def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, siz
             write_csv(rows.reindex(columns=META_COLUMNS), csv)
     write_json({"classes": classes, "size": size, "channels": 1 if grayscale else 3}, out_dir / "meta.json")
     return pd.DataFrame(failed, columns=["path", "reason"])
+
+
+def csv_pixels(paths: pd.Series, raw_root: str | Path) -> dict[str, np.ndarray]:
+    """48x48 uint8 arrays for the `<file>.csv#<row>` paths (fer2013.csv's `pixels` column)."""
+    out = {}
+    refs = paths[paths.str.contains(".csv#", regex=False)]
+    for csv, group in refs.groupby(refs.str.rsplit("#", n=1).str[0]):
+        table = pd.read_csv(Path(raw_root) / csv, dtype=str)
+        column = table[table.columns[table.columns.str.strip().str.lower() == "pixels"][0]]
+        for ref in group:
+            row = int(ref.rsplit("#", 1)[1])
+            out[ref] = np.array(column.iloc[row].split(), dtype=np.uint8).reshape(48, 48)
+    return out
 
 
 def _compact(arr: np.memmap, keep: np.ndarray, path: Path) -> np.memmap:

@@ -8,6 +8,7 @@ leaky split so the difference can be measured.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
@@ -16,14 +17,23 @@ from fer import FerError
 SPLITS = ("train", "val", "test")
 
 
-def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: str = "subject") -> pd.Series:
-    """The split ("train"/"val"/"test") of every row of `images`.
+def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: str = "subject") -> tuple[pd.Series, str]:
+    """The split ("train"/"val"/"test") of every row of `images`, and the protocol used.
 
-    images: needs `label`, and `subject` when group_by is "subject".
-    val, test: fractions of subjects (or of images for group_by "none").
+    images: needs `label`; `subject` and `official` (the dataset's own split) are used
+    where present and non-empty. In order of preference:
+    - subjects known and group_by "subject": whole subjects per split (subject-disjoint);
+    - the dataset's own split (FER2013's Training/PublicTest/PrivateTest); a missing val
+      split is carved from train, stratified by class;
+    - otherwise images are split stratified by class: subjects leak (group_by "none") or
+      are unknown.
+    val, test: fractions of subjects, or of images when split by image.
     Raises FerError if a split would be empty or miss a class.
     """
-    if group_by == "subject":
+    official = images["official"] if "official" in images else pd.Series("", index=images.index)
+    has_subjects = "subject" in images and (images["subject"] != "").all() and images["subject"].notna().all()
+    split = pd.Series("train", index=images.index)
+    if group_by == "subject" and has_subjects:
         n_subjects = images["subject"].nunique()
         if n_subjects < 3:
             raise FerError(
@@ -31,20 +41,36 @@ def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: s
                 "needs at least 3 (add data or set split.group_by: none)"
             )
         rest, test_idx = _group_split(images, test, seed)
-        rest_df = images.iloc[rest]
-        train_idx, val_idx = _group_split(rest_df, val / (1 - test), seed)
-        val_idx, train_idx = rest[val_idx], rest[train_idx]
+        train_idx, val_idx = _group_split(images.iloc[rest], val / (1 - test), seed)
+        split.iloc[rest[val_idx]] = "val"
+        split.iloc[test_idx] = "test"
+        protocol = "subject-disjoint"
+    elif (official != "").all() and set(official) == set(SPLITS):
+        split[:] = official
+        protocol = "official split"
+    elif (official != "").all() and set(official) == {"train", "test"}:
+        split[:] = official
+        train_rows = np.flatnonzero(official == "train")
+        _, val_pos = _stratified(images["label"].iloc[train_rows], val, seed)
+        split.iloc[train_rows[val_pos]] = "val"
+        protocol = "official train/test; val carved from train (stratified, seeded)"
     else:
-        idx = pd.RangeIndex(len(images))
-        rest, test_idx = train_test_split(idx, test_size=test, random_state=seed, stratify=images["label"])
-        train_idx, val_idx = train_test_split(
-            rest, test_size=val / (1 - test), random_state=seed, stratify=images["label"].iloc[rest]
-        )
-    split = pd.Series("train", index=images.index)
-    split.iloc[val_idx] = "val"
-    split.iloc[test_idx] = "test"
+        rest, test_idx = _stratified(images["label"], test, seed)
+        _, val_pos = _stratified(images["label"].iloc[rest], val / (1 - test), seed)
+        split.iloc[rest[val_pos]] = "val"
+        split.iloc[test_idx] = "test"
+        protocol = "image-level (subjects leak)" if has_subjects else "stratified by class (subjects unknown)"
     _check_classes(images["label"], split)
-    return split
+    return split, protocol
+
+
+def _stratified(labels: pd.Series, fraction: float, seed: int):
+    """Positions (keep, out) with `fraction` of each class out."""
+    idx = np.arange(len(labels))
+    try:
+        return tuple(np.asarray(a) for a in train_test_split(idx, test_size=fraction, random_state=seed, stratify=labels))
+    except ValueError as e:  # a class too small to appear on both sides
+        raise FerError(f"cannot split by class: {e}; some class has too few images for the split fractions") from None
 
 
 def _group_split(df: pd.DataFrame, fraction: float, seed: int):
@@ -67,12 +93,15 @@ def _check_classes(labels: pd.Series, split: pd.Series) -> None:
             )
 
 
-def summary(images: pd.DataFrame, split: pd.Series, group_by: str) -> dict:
-    """What the split did, for metrics/: protocol, sizes, and subjects found in two splits."""
-    owners = split.groupby(images["subject"]).nunique()
+def summary(images: pd.DataFrame, split: pd.Series, protocol: str) -> dict:
+    """What the split did, for metrics/: protocol, sizes, and subjects found in two splits
+    (None where the dataset does not identify people)."""
+    out = {"protocol": protocol, **{f"{name}_images": int((split == name).sum()) for name in SPLITS}}
+    subjects = images["subject"] if "subject" in images else pd.Series("", index=images.index)
+    if (subjects == "").any() or subjects.isna().any():
+        return {**out, "subjects": "unknown", "subject_overlap": None}
     return {
-        "protocol": "subject-disjoint" if group_by == "subject" else "image-level (subjects leak)",
-        "subject_overlap": int((owners > 1).sum()),
-        **{f"{name}_images": int((split == name).sum()) for name in SPLITS},
-        **{f"{name}_subjects": int(images["subject"][split == name].nunique()) for name in SPLITS},
+        **out,
+        "subject_overlap": int((split.groupby(subjects).nunique() > 1).sum()),
+        **{f"{name}_subjects": int(subjects[split == name].nunique()) for name in SPLITS},
     }
