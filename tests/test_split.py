@@ -58,7 +58,7 @@ def test_official_split_is_kept():
     images = kdef_like(4).assign(subject="")
     images["official"] = ["train", "val", "test"] * (len(images) // 3) + ["train"] * (len(images) % 3)
     split, protocol = assign(images, val=0.15, test=0.15, seed=0)
-    assert protocol == "official split" and split.equals(images["official"])
+    assert protocol == "official split" and (split == images["official"]).all()
     s = summary(images, split, protocol)
     assert s["subjects"] == "unknown" and s["subject_overlap"] is None
 

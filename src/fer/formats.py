@@ -41,7 +41,8 @@ def scan(root: str | Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
         dropped = images.loc[~keep, ["path", "label"]]
         reasons = pd.DataFrame({"path": dropped["path"], "reason": "class " + dropped["label"] + " not in data.classes"})
         images, skipped = images[keep], pd.concat([skipped, reasons], ignore_index=True)
-    return images.reindex(columns=COLUMNS).fillna("").reset_index(drop=True), skipped.reset_index(drop=True)
+    images = images.reindex(columns=COLUMNS).astype(object)
+    return images.where(images.notna(), "").reset_index(drop=True), skipped.reset_index(drop=True)
 
 
 def _files(root: Path) -> list[Path]:

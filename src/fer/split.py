@@ -2,8 +2,10 @@
 
 A random image-level split puts the same person (another session, another head angle)
 in train and test, and the test accuracy then measures recognition of people, not of
-expressions. The default keeps whole subjects together; `group_by: none` reproduces the
-leaky split so the difference can be measured.
+expressions. Where subjects are known the default keeps whole subjects together;
+`group_by: none` reproduces the leaky split so the difference can be measured. Where they
+are not (FER2013), the dataset's own split is kept, and the protocol is reported as what
+it is.
 """
 
 from __future__ import annotations

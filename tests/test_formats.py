@@ -1,0 +1,149 @@
+"""Reading FER2013 (image folders or CSV) and any class-folder dataset."""
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fer import FerError, formats
+from fer.labels import CLASSES, canonical
+from fer.params import DataParams
+from fer.preprocess import build
+from fer.split import assign, summary
+
+FER2013_ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013-images.tar.gz"
+
+
+def face(path: Path, value: int = 128, size: int = 48):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size), value, dtype=np.uint8)).save(path)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("anger", "angry"), ("ANGRY", "angry"), ("AN", "angry"), ("Happiness", "happy"), ("HA", "happy"),
+    ("sadness", "sad"), ("SA", "sad"), ("afraid", "fear"), ("AF", "fear"), ("surprised", "surprise"),
+    ("disgusted", "disgust"), ("neutral", "neutral"), ("contempt", None), ("train", None),
+])
+def test_alias_table(name, expected):
+    assert canonical(name) == expected
+
+
+def test_fer2013_folders_keep_the_official_split(tmp_path):
+    for i, (folder, prefix) in enumerate([("train", "Training"), ("test", "PublicTest"), ("test", "PrivateTest")]):
+        for c in ("angry", "happy"):
+            face(tmp_path / "fer2013" / folder / c / f"{prefix}_{i}{c}.jpg")
+    images, skipped = formats.scan(tmp_path, DataParams(format="fer2013"))
+    assert skipped.empty
+    official = dict(zip(images["path"].str.extract(r"/(\w+?)_", expand=False), images["official"]))
+    assert official == {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+    split, protocol = assign(images, 0.15, 0.15, 0)
+    assert protocol == "official split" and (split == images["official"]).all()
+
+
+def test_fer2013_folders_without_prefixes_carve_val_from_train(tmp_path):
+    for folder, n in (("train", 10), ("test", 3)):
+        for c in ("angry", "happy"):
+            for i in range(n):
+                face(tmp_path / folder / c / f"{i}.png")
+    images, _ = formats.scan(tmp_path, DataParams(format="fer2013"))
+    split, protocol = assign(images, 0.2, 0.15, 0)
+    assert protocol.startswith("official train/test; val carved from train")
+    assert (split == "test").sum() == 6 and (split == "val").sum() == 4
+
+
+def write_fer2013_csv(path: Path, rows):
+    lines = ["emotion,pixels,Usage"] + [f"{e},{p},{u}" for e, p, u in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_fer2013_csv_with_a_bad_row(tmp_path):
+    ok = " ".join(["7"] * 2304)
+    gradient = " ".join(str(i % 256) for i in range(2304))
+    write_fer2013_csv(tmp_path / "fer2013.csv", [
+        (0, gradient, "Training"), (3, ok, "Training"), (6, ok, "PublicTest"), (4, ok, "PrivateTest"),
+        (9, ok, "Training"),             # no such emotion
+        (3, "1 2 3", "Training"),        # truncated pixels
+    ])
+    images, skipped = formats.scan(tmp_path, DataParams(format="fer2013"))
+    assert list(images["label"]) == ["angry", "happy", "neutral", "sad"]
+    assert list(images["official"]) == ["train", "train", "val", "test"]
+    assert list(skipped["path"]) == ["fer2013.csv#4", "fer2013.csv#5"]
+    assert "emotion '9' is not 0-6" in skipped["reason"][0] and "3 values" in skipped["reason"][1]
+    # The pixels become the cache without any image file in between.
+    images["split"] = images["official"]
+    build(images, tmp_path, tmp_path / "out", size=48, grayscale=True, workers=1)
+    cached = np.load(tmp_path / "out" / "train.npy")
+    np.testing.assert_array_equal(cached[0, 0].ravel(), np.arange(2304) % 256)
+
+
+def test_folders_any_dataset_with_aliases_and_unknown_classes(tmp_path):
+    face(tmp_path / "Anger" / "a.png")
+    face(tmp_path / "happiness" / "b.jpg")
+    face(tmp_path / "contempt" / "c.png")
+    (tmp_path / "happiness" / "notes.txt").write_text("x")
+    face(tmp_path / "loose.png")
+    images, skipped = formats.scan(tmp_path, DataParams(format="folders"))
+    assert dict(zip(images["path"], images["label"])) == {
+        "Anger/a.png": "angry", "happiness/b.jpg": "happy", "contempt/c.png": "contempt"}
+    assert dict(zip(skipped["path"], skipped["reason"])) == {
+        "happiness/notes.txt": "not an image file", "loose.png": "not inside a class folder"}
+    # data.classes drops the rest, and says so.
+    images, skipped = formats.scan(tmp_path, DataParams(format="folders", classes=("anger", "happy")))
+    assert set(images["label"]) == {"angry", "happy"}
+    assert "class contempt not in data.classes" in set(skipped["reason"])
+
+
+def ck_plus_like(root: Path, subjects=8):
+    for s in range(subjects):
+        for c in ("anger", "happy", "sadness", "surprise", "contempt"):
+            for k in range(2):
+                face(root / c / f"S{s:03d}_{k:03d}_{c}.png", value=10 * s)
+
+
+def test_subject_pattern_gives_a_subject_disjoint_split(tmp_path):
+    ck_plus_like(tmp_path)
+    face(tmp_path / "happy" / "odd-name.png")
+    images, skipped = formats.scan(tmp_path, DataParams(format="folders", subject_pattern=r"^(S\d+)_"))
+    assert images["subject"].nunique() == 8 and list(skipped["path"]) == ["happy/odd-name.png"]
+    for seed in range(5):
+        split, protocol = assign(images, 0.25, 0.25, seed)
+        assert protocol == "subject-disjoint"
+        assert split.groupby(images["subject"]).nunique().max() == 1
+        assert summary(images, split, protocol)["subject_overlap"] == 0
+
+
+def test_without_subject_pattern_the_split_says_subjects_are_unknown(tmp_path):
+    ck_plus_like(tmp_path)
+    images, _ = formats.scan(tmp_path, DataParams(format="folders"))
+    split, protocol = assign(images, 0.25, 0.25, 0)
+    assert protocol == "stratified by class (subjects unknown)"
+    assert summary(images, split, protocol)["subjects"] == "unknown"
+
+
+def test_subject_pattern_matching_nothing_is_an_error(tmp_path):
+    ck_plus_like(tmp_path, subjects=2)
+    with pytest.raises(FerError, match=r"data.subject_pattern .* matches no file name \(e.g. S000_000_anger.png\)"):
+        formats.scan(tmp_path, DataParams(format="folders", subject_pattern=r"^(X\d+)"))
+
+
+def test_canonical_class_order_is_shared(tmp_path):
+    from fer.preprocess import class_list
+
+    assert class_list(["surprise", "angry", "contempt", "happy"]) == ["angry", "happy", "surprise", "contempt"]
+    assert list(CLASSES) == sorted(CLASSES)
+
+
+@pytest.mark.skipif(not FER2013_ARCHIVE.exists(), reason="real FER2013 archive not present")
+def test_real_fer2013_archive_split_sizes(tmp_path):
+    from fer.sources import extract
+
+    extract(FER2013_ARCHIVE, tmp_path)
+    images, skipped = formats.scan(tmp_path, DataParams(format="fer2013"))
+    split, protocol = assign(images, 0.15, 0.15, 0)
+    assert protocol == "official split" and skipped.empty
+    assert split.value_counts().to_dict() == {"train": 28709, "val": 3589, "test": 3589}
+    assert pd.Series(images["label"][split == "train"]).value_counts()["disgust"] == 436
