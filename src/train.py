@@ -1,7 +1,9 @@
 """Stage train: fine-tune `train.model` on the cached splits; keep the best-val checkpoint.
 
 Outputs: the checkpoint (self-describing, see fer.model), a history CSV with one row per
-epoch (DVC plots it), and a small metrics JSON about the run.
+epoch (DVC plots it), and a small metrics JSON about the run. While it runs, the full
+training state is saved after every epoch; if the run is killed, the same command resumes
+from the last completed epoch, and the state file is removed once training finishes.
 """
 
 import argparse
@@ -24,6 +26,7 @@ def main(params):
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("history", type=Path)
     parser.add_argument("metrics", type=Path)
+    parser.add_argument("state", type=Path, help="training state saved every epoch; a killed run resumes from it")
     args = parser.parse_args()
     meta = json.loads((args.prepared_dir / "meta.json").read_text())
     (x_train, m_train), (x_val, m_val) = (load_split(args.prepared_dir, s) for s in ("train", "val"))
@@ -31,6 +34,7 @@ def main(params):
     history, best = fit(
         params.train, (x_train, m_train["target"].to_numpy()), (x_val, m_val["target"].to_numpy()),
         meta["classes"], extra={"preprocess": params.preprocess.model_dump(), "data": params.data.model_dump()},
+        state_path=args.state,
     )
     seconds = time.perf_counter() - start
     save_checkpoint(best, args.checkpoint)
@@ -39,6 +43,7 @@ def main(params):
         "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "epochs_run": len(history),
         "train_seconds": round(seconds, 1), "train_images_per_second": round(len(m_train) * len(history) / seconds, 1),
     }, args.metrics)
+    args.state.unlink(missing_ok=True)  # finished: nothing left to resume
     print(f"train: best val accuracy {best['val_acc']:.4f} at epoch {best['epoch']}; saved {args.checkpoint}")
 
 

@@ -4,11 +4,13 @@ Every reader returns (images, skipped): images has one row per usable image with
 (relative to the root; `<file>.csv#<row>` for an image stored as pixels in a CSV),
 `label` (canonical class name), `subject`, `session`, `sex`, `angle` (empty where the
 dataset does not say) and `official` (the split the dataset itself assigns, or empty);
+`digest` (a hash of the file's bytes or the CSV row's pixels, to find repeated images);
 skipped lists every other file with the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pandas as pd
 from fer import FerError, kdef
 from fer.labels import canonical
 
-COLUMNS = ["path", "label", "subject", "session", "sex", "angle", "official"]
+COLUMNS = ["path", "label", "subject", "session", "sex", "angle", "official", "digest"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 # FER2013's file-name prefixes (and its CSV's Usage column) carry the challenge's own split.
 FER2013_USAGE = {"training": "train", "publictest": "val", "privatetest": "test"}
@@ -41,6 +43,8 @@ def scan(root: str | Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
         dropped = images.loc[~keep, ["path", "label"]]
         reasons = pd.DataFrame({"path": dropped["path"], "reason": "class " + dropped["label"] + " not in data.classes"})
         images, skipped = images[keep], pd.concat([skipped, reasons], ignore_index=True)
+    if "digest" not in images or images["digest"].isna().any():
+        images["digest"] = [hashlib.sha1((root / p).read_bytes()).hexdigest() for p in images["path"]]
     images = images.reindex(columns=COLUMNS).astype(object)
     return images.where(images.notna(), "").reset_index(drop=True), skipped.reset_index(drop=True)
 
@@ -118,5 +122,6 @@ def _scan_fer2013_csv(csv: Path, root: Path) -> tuple[pd.DataFrame, pd.DataFrame
             skipped.append((path, f"pixels holds {len(str(pixels).split())} values, not 48x48"))
         else:
             official = FER2013_USAGE.get(str(usage).strip().lower(), "")
-            rows.append({"path": path, "label": FER2013_EMOTIONS[int(emotion)], "official": official})
+            rows.append({"path": path, "label": FER2013_EMOTIONS[int(emotion)], "official": official,
+                         "digest": hashlib.sha1(str(pixels).encode()).hexdigest()})
     return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(skipped, columns=["path", "reason"])

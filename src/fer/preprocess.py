@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,18 @@ META_COLUMNS = ["path", "label", "target", "subject", "angle", "session"]
 def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool) -> np.ndarray:
     """One image (a file, or pixels already in an array) as a (C, size, size) uint8 array:
     upright, centre-cropped square, resized."""
-    with Image.fromarray(source) if isinstance(source, np.ndarray) else Image.open(source) as im:
+    with warnings.catch_warnings():
+        # Past PIL's pixel limit an image is treated as a decompression bomb, not decoded.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = Image.fromarray(source) if isinstance(source, np.ndarray) else Image.open(source)
+    with im:
         # Let the JPEG decoder skip detail the resize would throw away (2-8x faster on big photos).
         im.draft("L" if grayscale else "RGB", (size, size))
-        im = ImageOps.exif_transpose(im).convert("L" if grayscale else "RGB")
+        im = ImageOps.exif_transpose(im)
+        if im.mode.startswith("I;16") or im.mode == "I":  # 16-bit: keep the top 8 bits, not a clipped white
+            a = np.asarray(im).astype(np.int64)
+            im = Image.fromarray(((a >> 8) if im.mode != "I" or a.max() > 255 else a).clip(0, 255).astype(np.uint8))
+        im = im.convert("L" if grayscale else "RGB")
         im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
     arr = np.asarray(im, dtype=np.uint8)
     return arr[None] if grayscale else arr.transpose(2, 0, 1)

@@ -66,6 +66,13 @@ def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: s
     return split, protocol
 
 
+def duplicates(images: pd.DataFrame) -> pd.DataFrame:
+    """Every later copy of an image whose content (`digest`) appeared before: `path`, `same_as`."""
+    first = images.groupby("digest")["path"].transform("first")
+    later = images["digest"].duplicated()
+    return pd.DataFrame({"path": images["path"][later], "same_as": first[later]}).reset_index(drop=True)
+
+
 def _stratified(labels: pd.Series, fraction: float, seed: int):
     """Positions (keep, out) with `fraction` of each class out."""
     idx = np.arange(len(labels))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from fer import FerError
-from fer.model import create, data_config, load_checkpoint, predict, to_input
+from fer.model import create, data_config, load_checkpoint, predict, save_checkpoint, to_input
 from fer.params import AugmentParams, TrainParams
 
 
@@ -81,11 +82,16 @@ class CachedImages(Dataset):
 
 
 def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-        classes: list[str], extra: dict | None = None) -> tuple[list[dict], dict]:
+        classes: list[str], extra: dict | None = None, state_path: str | Path | None = None,
+        ) -> tuple[list[dict], dict]:
     """Train `params.model` on `train`, keep the weights with the best val accuracy.
 
     train, val: (images uint8 (N, C, H, W), class indices (N,)).
     extra: stored in the checkpoint as is (e.g. the params of the other stages).
+    state_path: after every epoch the whole training state (weights, optimizer, scheduler,
+    early-stopping state, RNG states, history) is saved there; a run with the same params
+    and data that finds it resumes after the last completed epoch and, on CPU, ends
+    exactly as an uninterrupted run would.
     Returns (history: one dict per epoch, checkpoint of the best epoch). With
     `early_stopping` > 0, stops after that many epochs without a better val accuracy.
     """
@@ -106,35 +112,55 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     loader = DataLoader(
         CachedImages(*train, transform=augmentation(params.augment, channels)),
         batch_size=params.batch_size, shuffle=True, drop_last=len(train[1]) > params.batch_size,
-        num_workers=params.workers, worker_init_fn=seed_worker, generator=generator,
-        pin_memory=cuda, persistent_workers=params.workers > 0,
+        # Workers are started anew each epoch, seeded from `generator`, so that a resumed
+        # run draws the same augmentations as an uninterrupted one.
+        num_workers=params.workers, worker_init_fn=seed_worker, generator=generator, pin_memory=cuda,
     )
     # "balanced": each class weighs in inversely to its frequency (FER2013's disgust is 1.5%).
     weight = None
     if params.class_weights == "balanced":
         w = compute_class_weight("balanced", classes=np.arange(len(classes)), y=train[1])
         weight = torch.tensor(w, dtype=torch.float32, device=device)
-    history, best, best_acc, since_best = [], None, -1.0, 0
-    for epoch in range(1, params.epochs + 1):
+    history, best, best_acc, since_best, stopped = [], None, -1.0, 0, False
+    fingerprint = {"params": params.model_dump(), "classes": list(classes), "train": list(train[0].shape),
+                   "val": list(val[0].shape)}
+    state = _load_state(state_path, fingerprint)
+    if state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, best, best_acc, since_best, stopped = (
+            state["history"], state["best"], state["best_acc"], state["since_best"], state["stopped"])
+        torch.set_rng_state(state["rng"])
+        generator.set_state(state["generator"])
+        tqdm.write(f"resuming after epoch {len(history)} from {state_path}")
+    for epoch in range(len(history) + 1, 0 if stopped else params.epochs + 1):
         start = time.perf_counter()
         model.train()
         loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
         for x, y in tqdm(loader, desc=f"epoch {epoch}/{params.epochs}", unit="batch", leave=False, disable=None):
             x, y = to_input(x, cfg, device), y.to(device, non_blocking=True)
-            # bf16 autocast pays on GPUs only; on CPU it is many times slower than fp32.
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, weight=weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            try:
+                # bf16 autocast pays on GPUs only; on CPU it is many times slower than fp32.
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                    logits = model(x)
+                    loss = F.cross_entropy(logits, y, weight=weight)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            except torch.cuda.OutOfMemoryError:
+                raise FerError(
+                    f"the GPU ran out of memory at train.batch_size={params.batch_size} ({params.model}, "
+                    f"{size}px); try train.batch_size={max(1, params.batch_size // 2)}") from None
             # Accumulate on the device: reading a value per step would stall a GPU.
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
         train_loss = loss_sum.item() / seen
         if not np.isfinite(train_loss):
-            raise FerError(f"the training loss became {train_loss} in epoch {epoch}; lower train.lr (now {params.lr:g})")
+            kept = f"; the state after epoch {len(history)} is kept in {state_path}" if state_path and history else ""
+            raise FerError(f"the training loss became {train_loss} in epoch {epoch}; lower train.lr "
+                           f"(now {params.lr:g}){kept}")
         val_logits = predict(model, val[0], cfg, device)
         val_y = torch.tensor(val[1])
         val_loss = F.cross_entropy(val_logits, val_y).item()
@@ -156,7 +182,30 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
             }
         else:
             since_best += 1
-            if params.early_stopping and since_best >= params.early_stopping:
-                tqdm.write(f"early stop: no better val accuracy for {since_best} epochs; keeping epoch {best['epoch']}")
-                break
+            stopped = bool(params.early_stopping and since_best >= params.early_stopping)
+        if state_path:
+            save_checkpoint({
+                "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "history": history, "best": best, "best_acc": best_acc,
+                "since_best": since_best, "stopped": stopped, "rng": torch.get_rng_state(),
+                "generator": generator.get_state(),
+            }, state_path)
+        if stopped:
+            tqdm.write(f"early stop: no better val accuracy for {since_best} epochs; keeping epoch {best['epoch']}")
+            break
     return history, best
+
+
+def _load_state(path: str | Path | None, fingerprint: dict) -> dict | None:
+    """The saved training state at `path` if it belongs to this very run, else None."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a state file that cannot be read is not worth stopping for
+        tqdm.write(f"not resuming: cannot read {path} ({type(e).__name__}); starting from epoch 1")
+        return None
+    if state.get("fingerprint") != fingerprint:
+        tqdm.write(f"not resuming from {path}: it belongs to other params or data; starting from epoch 1")
+        return None
+    return state
