@@ -147,3 +147,11 @@ def test_real_fer2013_archive_split_sizes(tmp_path):
     assert protocol == "official split" and skipped.empty
     assert split.value_counts().to_dict() == {"train": 28709, "val": 3589, "test": 3589}
     assert pd.Series(images["label"][split == "train"]).value_counts()["disgust"] == 436
+
+
+def test_a_class_folder_without_images_is_an_error(tmp_path):
+    face(tmp_path / "happy" / "a.png")
+    (tmp_path / "sad").mkdir()
+    (tmp_path / "sad" / "notes.txt").write_text("todo")
+    with pytest.raises(FerError, match="class folder sad holds no images"):
+        formats.scan(tmp_path, DataParams(format="folders"))

@@ -62,3 +62,19 @@ def test_checkpoint_rebuilds_the_model_alone(tmp_path):
     model.eval()
     torch.testing.assert_close(loaded(x), model(x))
     assert ckpt["classes"] == ["a", "b", "c"] and ckpt["epoch"] == 4
+
+
+class Payload:
+    """Stands in for code smuggled into a checkpoint: unpickling it would call anything."""
+
+    def __reduce__(self):
+        return (print, ("this ran while loading a checkpoint",))
+
+
+def test_checkpoint_with_code_is_refused(tmp_path, capsys):
+    model = create("test_resnet", 3)
+    torch.save({"model": model.state_dict(), "model_name": "test_resnet", "classes": ["a", "b", "c"],
+                "data_config": data_config(model, 32, 3), "payload": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(FerError, match="refusing to load"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert "this ran" not in capsys.readouterr().out

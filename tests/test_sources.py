@@ -97,3 +97,30 @@ def test_kaggle_versioned_handle_comes_from_kagglehub_cache_offline(demo_raw, tm
     cache.mark_as_complete(handle)
     out = sources.fetch(DataParams(source="kaggle:tom99763/testtt/versions/1"), tmp_path / "raw")
     assert len(list(out.rglob("*.JPG"))) == len(list(demo_raw.rglob("*.JPG")))
+
+
+@pytest.mark.parametrize("status, expected", [
+    (404, "Kaggle has no dataset 'nobody/nothing': check data.source"),
+    (401, "Kaggle refused access to 'nobody/nothing' (HTTP 401): check the token"),
+])
+def test_kaggle_http_errors_say_what_to_check(monkeypatch, tmp_path, status, expected):
+    import kagglehub
+    import requests
+    from kagglehub.exceptions import KaggleApiHTTPError
+
+    response = requests.Response()
+    response.status_code = status
+
+    def refuse(handle):
+        raise KaggleApiHTTPError(f"{status} Client Error. Authorization: Basic s3cr3t", response=response)
+
+    monkeypatch.setattr(kagglehub, "dataset_download", refuse)
+    with pytest.raises(FerError) as e:
+        sources.fetch(DataParams(source="kaggle:nobody/nothing"), tmp_path / "out")
+    assert expected in str(e.value) and "s3cr3t" not in str(e.value)
+
+
+def test_empty_source_folder_is_an_error(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(FerError, match="holds no files"):
+        sources.fetch(DataParams(source=str(tmp_path / "empty")), tmp_path / "out")

@@ -95,3 +95,35 @@ def test_training_continues_from_a_previous_checkpoint(arrays, tiny_train, tmp_p
     for k, v in first["model"].items():
         if k.endswith("weight"):
             torch.testing.assert_close(second["model"][k], v)
+
+
+def test_non_finite_loss_keeps_the_last_good_state(arrays, tiny_train, monkeypatch, tmp_path):
+    import fer.train
+
+    train, val, classes = arrays
+    real, calls = fer.train.to_input, {"n": 0}
+    batches_per_epoch = len(train[1]) // tiny_train.batch_size
+
+    def nan_from_epoch_2(x, cfg, device):
+        calls["n"] += 1
+        return real(x, cfg, device) * (float("nan") if calls["n"] > batches_per_epoch else 1.0)
+
+    monkeypatch.setattr(fer.train, "to_input", nan_from_epoch_2)
+    with pytest.raises(FerError, match="loss became nan in epoch 2.*state after epoch 1 is kept in"):
+        fit(tiny_train.model_copy(update={"epochs": 3}), train, val, classes, state_path=tmp_path / "state.pt")
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert len(state["history"]) == 1 and state["best"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_gpu_out_of_memory_names_the_batch_size(arrays, tiny_train, monkeypatch):
+    import fer.train
+
+    train, val, classes = arrays
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(F, "cross_entropy", out_of_memory)
+    with pytest.raises(FerError, match=r"ran out of memory at train.batch_size=8 .*try train.batch_size=4"):
+        fit(tiny_train, train, val, classes)

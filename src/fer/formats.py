@@ -87,6 +87,11 @@ def scan_folders(root: Path, subject_pattern: str = "") -> tuple[pd.DataFrame, p
                 continue
             row["subject"] = m.group(1)
         rows.append(row)
+    empty = [d for d in root.rglob("*") if d.is_dir() and canonical(d.name)
+             and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in d.rglob("*"))]
+    if empty:
+        raise FerError(f"class folder {empty[0].relative_to(root)} holds no images; add some, remove the folder, "
+                       "or leave the class out with data.classes")
     if pattern and not rows and skipped:
         raise FerError(f"data.subject_pattern {subject_pattern!r} matches no file name (e.g. {Path(skipped[0][0]).name})")
     return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(skipped, columns=["path", "reason"])

@@ -8,6 +8,7 @@ channels, mean/std), the params of the run, the epoch and the optimizer state.
 from __future__ import annotations
 
 import difflib
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,11 @@ def save_checkpoint(ckpt: dict, path: str | Path) -> None:
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes; returns (model in eval mode, checkpoint)."""
     # weights_only: a checkpoint is data, never code to run.
-    ckpt = torch.load(path, map_location=device, weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise FerError(f"refusing to load {path}: it holds more than weights and plain data "
+                       f"({str(e).splitlines()[0][:200]})") from None
     model = create(ckpt["model_name"], len(ckpt["classes"]), ckpt["data_config"]["input_size"][0])
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt

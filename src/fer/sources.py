@@ -74,6 +74,14 @@ def kaggle_download(handle: str) -> Path:
     except Exception as e:  # kagglehub raises requests, HTTP and its own errors alike
         # The message of a failed request can hold the request's headers; keep only its kind
         # and first line so that no secret reaches the log.
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status == 404:
+            raise FerError(f"Kaggle has no dataset {handle!r}: check data.source against the dataset's page, "
+                           f"kaggle.com/datasets/{handle.split('/versions/')[0]}") from None
+        if status in (401, 403):
+            raise FerError(f"Kaggle refused access to {handle!r} (HTTP {status}): check the token in "
+                           "~/.kaggle/kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY, and accept the dataset's "
+                           "rules on its page if it has any") from None
         reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
         creds = "" if kaggle_credentials() else " No Kaggle credentials were found."
         raise FerError(f"could not download Kaggle dataset {handle!r} ({reason}).{creds}\n{KAGGLE_FIX}") from None
