@@ -82,7 +82,7 @@ def test_non_image_files_are_listed(tmp_path, reader):
     gradient().save(tmp_path / "happy" / "AF01HAS.JPG")
     for junk in (".DS_Store", "Thumbs.db", "readme.txt"):
         (tmp_path / "happy" / junk).write_bytes(b"junk")
-    images, skipped = formats.scan(tmp_path, DataParams(format=reader))
+    images, skipped = formats.scan(tmp_path, DataParams(format=reader, classes=("happy",)))
     assert list(images["path"]) == ["happy/AF01HAS.JPG"]
     assert sorted(skipped["path"]) == ["happy/.DS_Store", "happy/Thumbs.db", "happy/readme.txt"]
     assert skipped["reason"].str.len().gt(0).all()

@@ -155,3 +155,14 @@ def test_a_class_folder_without_images_is_an_error(tmp_path):
     (tmp_path / "sad" / "notes.txt").write_text("todo")
     with pytest.raises(FerError, match="class folder sad holds no images"):
         formats.scan(tmp_path, DataParams(format="folders"))
+
+
+def test_kdef_without_a_class_is_an_error_unless_classes_say_so(tmp_path):
+    for s in range(1, 4):
+        for code in ("AN", "DI", "HA", "NE", "SA", "SU"):  # no AF: nobody afraid
+            face(tmp_path / f"AF{s:02d}" / f"AF{s:02d}{code}S.JPG", value=s * 20 + len(code))
+    with pytest.raises(FerError, match="no KDEF images of fear; add them, or train on the classes present"):
+        formats.scan(tmp_path, DataParams(format="kdef"))
+    six = ("angry", "disgust", "happy", "neutral", "sad", "surprise")
+    images, _ = formats.scan(tmp_path, DataParams(format="kdef", classes=six))
+    assert set(images["label"]) == set(six)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer import FerError, kdef
-from fer.labels import canonical
+from fer.labels import CLASSES, canonical
 
 COLUMNS = ["path", "label", "subject", "session", "sex", "angle", "official", "digest"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -34,6 +34,11 @@ def scan(root: str | Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
     root = Path(root)
     if data.format == "kdef":
         images, skipped = kdef.scan(root)
+        wanted = {canonical(c) or c.lower() for c in data.classes} or set(CLASSES)
+        missing = sorted(wanted - set(images["label"]))
+        if len(images) and missing:
+            raise FerError(f"no KDEF images of {', '.join(missing)}; add them, or train on the classes present "
+                           f"with data.classes")
     elif data.format == "fer2013":
         images, skipped = scan_fer2013(root)
     else:
