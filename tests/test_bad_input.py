@@ -140,5 +140,7 @@ def test_fer2013_duplicates_across_splits_are_kept_and_counted(tmp_path):
     assert stats["duplicates"] == 1 and stats["duplicates_across_splits"] == 1
     dups = pd.read_csv(tmp_path / "split" / "duplicates.csv")
     # Files are read in path order, so the test copy counts as the first.
-    assert dups.to_dict("records") == [{"path": "train/happy/Training_happy0.jpg", "same_as":
-                                        "test/happy/PrivateTest_again.jpg", "split": "train", "same_as_split": "test"}]
+    assert dups.to_dict("records") == [{
+        "path": "train/happy/Training_happy0.jpg", "same_as": "test/happy/PrivateTest_again.jpg",
+        "reason": "same content as test/happy/PrivateTest_again.jpg", "dropped": False, "split": "train",
+        "same_as_split": "test"}]

@@ -32,10 +32,10 @@ SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "
 def scan(root: str | Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read `root` as `data.format` ("kdef", "fer2013" or "folders"); see the module docstring."""
     root = Path(root)
+    wanted = {canonical(c) or c.lower() for c in data.classes}
     if data.format == "kdef":
         images, skipped = kdef.scan(root)
-        wanted = {canonical(c) or c.lower() for c in data.classes} or set(CLASSES)
-        missing = sorted(wanted - set(images["label"]))
+        missing = sorted((wanted or set(CLASSES)) - set(images["label"]))
         if len(images) and missing:
             raise FerError(f"no KDEF images of {', '.join(missing)}; add them, or train on the classes present "
                            f"with data.classes")
@@ -43,8 +43,8 @@ def scan(root: str | Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
         images, skipped = scan_fer2013(root)
     else:
         images, skipped = scan_folders(root, data.subject_pattern)
-    if data.classes:
-        keep = images["label"].isin({canonical(c) or c.lower() for c in data.classes})
+    if wanted:
+        keep = images["label"].isin(wanted)
         dropped = images.loc[~keep, ["path", "label"]]
         reasons = pd.DataFrame({"path": dropped["path"], "reason": "class " + dropped["label"] + " not in data.classes"})
         images, skipped = images[keep], pd.concat([skipped, reasons], ignore_index=True)

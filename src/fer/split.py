@@ -66,11 +66,26 @@ def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: s
     return split, protocol
 
 
-def duplicates(images: pd.DataFrame) -> pd.DataFrame:
-    """Every later copy of an image whose content (`digest`) appeared before: `path`, `same_as`."""
+def drop_repeats(images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Use each image content (`digest`) once: (images to split, repeats).
+
+    repeats: `path`, `same_as` (the first copy), `reason`, `dropped`. Under the dataset's own
+    split (every `official` set) nothing is dropped: that split is the protocol others
+    report, so its repeats are kept and only listed.
+    """
     first = images.groupby("digest")["path"].transform("first")
     later = images["digest"].duplicated()
-    return pd.DataFrame({"path": images["path"][later], "same_as": first[later]}).reset_index(drop=True)
+    keep_all = "official" in images and (images["official"] != "").all()
+    repeats = pd.DataFrame({"path": images["path"][later], "same_as": first[later]}).reset_index(drop=True)
+    repeats["reason"] = "same content as " + repeats["same_as"]
+    repeats["dropped"] = not keep_all
+    return (images if keep_all else images[~later].reset_index(drop=True)), repeats
+
+
+def locate_repeats(repeats: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+    """`repeats` with the split of each copy (`split` empty for a dropped copy)."""
+    where = images.set_index("path")["split"]
+    return repeats.assign(split=repeats["path"].map(where).fillna(""), same_as_split=repeats["same_as"].map(where))
 
 
 def _stratified(labels: pd.Series, fraction: float, seed: int):
@@ -102,10 +117,15 @@ def _check_classes(labels: pd.Series, split: pd.Series) -> None:
             )
 
 
-def summary(images: pd.DataFrame, split: pd.Series, protocol: str) -> dict:
-    """What the split did, for metrics/: protocol, sizes, and subjects found in two splits
-    (None where the dataset does not identify people)."""
+def summary(images: pd.DataFrame, split: pd.Series, protocol: str, repeats: pd.DataFrame | None = None) -> dict:
+    """What the split did, for metrics/: protocol, sizes, repeated images (from
+    `locate_repeats`) and subjects found in two splits (None where the dataset does not
+    identify people)."""
     out = {"protocol": protocol, **{f"{name}_images": int((split == name).sum()) for name in SPLITS}}
+    if repeats is not None:
+        kept = repeats[repeats["split"] != ""]
+        out["duplicates"] = len(repeats)
+        out["duplicates_across_splits"] = int((kept["split"] != kept["same_as_split"]).sum())
     subjects = images["subject"] if "subject" in images else pd.Series("", index=images.index)
     if (subjects == "").any() or subjects.isna().any():
         return {**out, "subjects": "unknown", "subject_overlap": None}
