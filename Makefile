@@ -19,7 +19,7 @@ FER2013 ?= kaggle:msambare/fer2013
 # Flips only: rotation/scale/jitter cost 16% of the CPU throughput for little gain here.
 FER2013_PARAMS := -S data.source=$(FER2013) -S data.format=fer2013 -S preprocess.size=48 \
 	-S preprocess.grayscale=true -S train.model=resnet10t -S train.pretrained=false \
-	-S train.epochs=22 -S train.batch_size=64 -S train.lr=3e-3 -S train.lr_patience=2 \
+	-S train.epochs=16 -S train.batch_size=64 -S train.lr=1e-3 -S train.lr_patience=2 \
 	-S train.lr_factor=0.3 -S train.augment.rotation=0 -S train.augment.scale=0 \
 	-S train.augment.translate=0 -S train.augment.color_jitter=0 -S train.workers=0
 
@@ -35,13 +35,16 @@ env: .venv/.complete
 		touch $(VENV)/.complete; \
 	fi
 	ln -sfn $(VENV) .venv
+	@# fer-predict and `python -m fer.predict` from this clone (the environment is shared)
+	.venv/bin/pip install -q --no-deps --no-build-isolation -e .
 
 demo: env
 	dvc exp run $(DEMO_PARAMS)
 	@echo
 	@echo "metrics:  metrics/metrics.json (test), metrics/train.json, metrics/split.json  -> dvc metrics show"
 	@echo "plots:    plots/confusion.png plots/accuracy.png plots/loss.png  -> dvc plots show (writes dvc_plots/index.html)"
-	@echo "model:    models/best.pt"
+	@echo "model:    models/best.pt, models/model.onnx, models/MODEL_CARD.md"
+	@echo "predict:  .venv/bin/fer-predict PHOTOS... --json predictions.json --annotate annotated/"
 
 fer2013: env
 	dvc exp run $(FER2013_PARAMS)
