@@ -78,6 +78,10 @@ def test_repro_produces_metrics_plots_and_an_honest_split(repo):
     assert list(history["epoch"]) == [1, 2]
     for png in ("confusion.png", "accuracy.png", "loss.png"):
         assert (repo / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((repo / "metrics/export.json").read_text())["onnx_max_abs_diff"] <= 1e-4
+    assert (repo / "models/model.onnx").stat().st_size > 0
+    card = (repo / "models/MODEL_CARD.md").read_text()
+    assert "subject-disjoint" in card and f"| {m['accuracy']:.4f} |" in card
     shown = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
     rows = {name: shown[name][0]["content"]["data"]["values"] for name in ("plots/confusion.csv", "accuracy", "loss")}
     assert len(rows["plots/confusion.csv"]) == m["test_images"]

@@ -1,0 +1,57 @@
+"""Faces per second of `predict` on CPU: PyTorch checkpoint vs. the exported ONNX file.
+
+    python bench/predict_speed.py models/best.pt models/model.onnx [--faces 512]
+
+Times the classification of face crops (detection excluded, then included) of matplotlib's
+sample photo, in batches of 64, and prints one line per case for BENCHMARKS.md.
+"""
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+from matplotlib import cbook
+from PIL import Image
+
+from fer.predict import OnnxModel, TorchModel, detect_faces, face_crop
+from fer.preprocess import load_image
+
+
+def faces_per_second(model, crops: np.ndarray, batch_size: int = 64, repeats: int = 3) -> float:
+    model(crops[:batch_size])  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(0, len(crops), batch_size):
+            model(crops[i:i + batch_size])
+        best = min(best, time.perf_counter() - start)
+    return len(crops) / best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("checkpoint")
+    parser.add_argument("onnx")
+    parser.add_argument("--faces", type=int, default=512)
+    args = parser.parse_args()
+    photo = Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
+    models = {"pytorch": TorchModel(args.checkpoint, "cpu"), "onnxruntime": OnnxModel(args.onnx)}
+    channels, size = models["pytorch"].data_config["input_size"][:2]
+    face = load_image(np.asarray(face_crop(photo, detect_faces(photo)[0])), size, channels == 1)
+    crops = np.repeat(face[None], args.faces, axis=0)
+    start = time.perf_counter()
+    n = 20
+    for _ in range(n):
+        detect_faces(photo)
+    detect = n / (time.perf_counter() - start)
+    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"model {args.checkpoint} at {size}px")
+    print(f"Haar face detection on a {photo.width}x{photo.height} photo: {detect:.1f} photos/s")
+    for name, model in models.items():
+        print(f"{name}: {faces_per_second(model, crops):.0f} faces/s (classification of crops, batch 64)")
+
+
+if __name__ == "__main__":
+    main()

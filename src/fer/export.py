@@ -1,0 +1,117 @@
+"""The best checkpoint as a self-contained ONNX file, checked against PyTorch, plus a model card.
+
+The ONNX graph takes pixels as they are cached (float, 0-255, N x C x H x W) and returns
+class probabilities: normalisation and softmax are inside it, and the class names and data
+config ride along as metadata, so a runtime needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fer.io import atomic_path
+
+
+class Probabilities(nn.Module):
+    """model(normalise(pixels)).softmax(): what a user of the exported file wants out."""
+
+    def __init__(self, model: nn.Module, mean, std):
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255)
+
+    def forward(self, pixels):
+        return self.model((pixels - self.mean) / self.std).softmax(1)
+
+
+def export_onnx(model: nn.Module, ckpt: dict, path: str | Path, opset: int = 17) -> None:
+    """Write `model` (eval mode, CPU) as ONNX with a dynamic batch axis and class metadata."""
+    import onnx
+
+    cfg = ckpt["data_config"]
+    wrapped = Probabilities(model.cpu().eval(), cfg["mean"], cfg["std"]).eval()
+    example = torch.full((2, *cfg["input_size"]), 128.0)
+    with atomic_path(path) as tmp:
+        torch.onnx.export(
+            wrapped, (example,), str(tmp), input_names=["pixels"], output_names=["probabilities"],
+            dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=opset, dynamo=False,
+        )
+        proto = onnx.load(str(tmp))
+        for key, value in {"classes": ckpt["classes"], "data_config": cfg, "model_name": ckpt["model_name"],
+                           "epoch": ckpt["epoch"]}.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, json.dumps(value)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+
+
+def parity(model: nn.Module, ckpt: dict, onnx_path: str | Path, images: np.ndarray) -> float:
+    """Largest absolute difference between PyTorch's and onnxruntime's probabilities on `images`."""
+    import onnxruntime
+
+    from fer.model import predict
+
+    torch_probs = predict(model, images, ckpt["data_config"], torch.device("cpu")).softmax(1).numpy()
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    onnx_probs = session.run(None, {"pixels": np.asarray(images, dtype=np.float32)})[0]
+    return float(np.abs(torch_probs - onnx_probs).max())
+
+
+def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_name: str) -> str:
+    """Markdown describing the run: data and protocol, params, test metrics, intended use and limits."""
+    data, pre = ckpt.get("extra", {}).get("data", {}), ckpt.get("extra", {}).get("preprocess", {})
+    p = ckpt["params"]
+    rows = "\n".join(
+        f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+        for c, m in metrics["per_class"].items())
+    overlap = split.get("subject_overlap")
+    honesty = ("No person appears in two splits (subject overlap 0): the test numbers are on unseen people."
+               if overlap == 0 else
+               "Subjects are unknown or shared between splits: the test numbers may be optimistic for new people."
+               if split.get("protocol") != "official split" else
+               "The dataset's official split was used; it does not identify people, so some may appear in two splits.")
+    return f"""# Model card: {ckpt['model_name']} facial expression classifier
+
+## Model
+- Architecture: timm `{ckpt['model_name']}`, {'ImageNet-pretrained' if p.get('pretrained') else 'trained from scratch'};
+  input {'x'.join(str(v) for v in ckpt['data_config']['input_size'])} (channels x height x width),
+  {'greyscale' if ckpt['data_config']['input_size'][0] == 1 else 'RGB'}; classes: {', '.join(ckpt['classes'])}.
+- Checkpoint: epoch {ckpt['epoch']} of {p.get('epochs')} (best validation accuracy {ckpt.get('val_acc', float('nan')):.4f}).
+- ONNX: `{onnx_name}` (pixels 0-255 in, probabilities out; largest difference from PyTorch on
+  {metrics['test_images']} test images: {max_diff:.2e}).
+
+## Data
+- Source: `{data.get('source', '?')}` (format `{data.get('format', '?')}`), cached at {pre.get('size', '?')} px.
+- Split protocol: **{split.get('protocol', '?')}**; {split.get('train_images')} train / {split.get('val_images')}
+  val / {split.get('test_images')} test images. {honesty}
+
+## Training
+AdamW lr {p.get('lr')}, weight decay {p.get('weight_decay')}, batch {p.get('batch_size')}, {p.get('epochs')} epochs,
+ReduceLROnPlateau (patience {p.get('lr_patience')}, factor {p.get('lr_factor')}), early stopping
+{p.get('early_stopping') or 'off'}, class weights {p.get('class_weights', 'none')}, seed {p.get('seed')}.
+
+## Test results
+| accuracy | macro-F1 | balanced accuracy | majority-class baseline |
+|---|---|---|---|
+| {metrics['accuracy']:.4f} | {metrics['macro_f1']:.4f} | {metrics['balanced_accuracy']:.4f} | {metrics['majority_baseline']:.4f} |
+
+| class | precision | recall | F1 | support |
+|---|---|---|---|---|
+{rows}
+
+![Confusion matrix](../plots/confusion.png)
+
+## Intended use and limits
+- For research and for comparing training recipes on posed, roughly frontal, well-lit faces
+  like the training data. Expressions are posed or acted in most datasets; spontaneous
+  expressions, other cultures, ages, poses and lighting may be read worse.
+- It labels a face's visible expression, not a person's feelings, and must not be used to
+  make decisions about people (hiring, policing, health, education).
+- Accuracy differs by class (see the table); check it on data like yours before relying on it.
+"""

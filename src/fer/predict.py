@@ -1,0 +1,177 @@
+"""Applying a trained model to photos: find the faces, crop them as preprocess did, classify.
+
+    python -m fer.predict photos/ more/*.jpg --json predictions.json --annotate annotated/
+    python -m fer.predict crops/ --no-detect --onnx models/model.onnx --csv predictions.csv
+
+Everything the model needs (classes, input size, channels, normalisation) comes from the
+checkpoint, or from the metadata the export stage writes into the ONNX file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageOps
+
+from fer import FerError
+from fer.formats import IMAGE_SUFFIXES
+from fer.preprocess import load_image
+
+DEFAULT_CHECKPOINT = "models/best.pt"
+
+
+def expand(inputs: list[str]) -> list[Path]:
+    """Files, folders (searched recursively for images) and globs, in order, without repeats."""
+    out = []
+    for item in inputs:
+        matches = [Path(p) for p in sorted(glob.glob(item, recursive=True))] or [Path(item)]
+        for p in matches:
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]
+    return list(dict.fromkeys(out))
+
+
+def detect_faces(image: Image.Image, min_size: int = 24) -> list[tuple[int, int, int, int]]:
+    """Face boxes (x, y, w, h) found by OpenCV's bundled frontal-face Haar cascade."""
+    import cv2
+
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    grey = np.asarray(image.convert("L"))
+    boxes = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
+    return [tuple(int(v) for v in b) for b in boxes]
+
+
+def face_crop(image: Image.Image, box, margin: float = 0.2) -> Image.Image:
+    """A square around `box` grown by `margin` on each side (the cascade's box is tight)."""
+    x, y, w, h = box
+    side = int(max(w, h) * (1 + 2 * margin))
+    cx, cy = x + w / 2, y + h / 2
+    return image.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
+
+
+class TorchModel:
+    """A checkpoint from the train stage, on `device`."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "auto"):
+        import torch
+
+        from fer.model import load_checkpoint
+        from fer.train import resolve_device
+
+        self.device = resolve_device(device)
+        self.model, ckpt = load_checkpoint(checkpoint, self.device)
+        self.classes, self.data_config = ckpt["classes"], ckpt["data_config"]
+        self._torch = torch
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        from fer.model import predict
+
+        logits = predict(self.model, batch, self.data_config, self.device)
+        return self._torch.softmax(logits, 1).numpy()
+
+
+class OnnxModel:
+    """An ONNX file from the export stage: uint8-range float input, probabilities out."""
+
+    def __init__(self, path: str | Path):
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=onnxruntime.get_available_providers())
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "classes" not in meta:
+            raise FerError(f"{path} has no class metadata; export it with the pipeline's export stage")
+        self.classes, self.data_config = json.loads(meta["classes"]), json.loads(meta["data_config"])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"pixels": batch.astype(np.float32)})[0]
+
+
+def predict_files(files: list[Path], model, detect: bool = True, batch_size: int = 64):
+    """One row per face (file, box, label, a probability per class) and one per unreadable file.
+
+    Returns (faces DataFrame, errors DataFrame with `file`, `error`).
+    """
+    channels, size = model.data_config["input_size"][:2]
+    grey = channels == 1
+    rows, crops, errors = [], [], []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                image = ImageOps.exif_transpose(im).convert("RGB")
+        except Exception as e:  # unreadable: report it and go on with the others
+            errors.append({"file": str(f), "error": f"{type(e).__name__}: {e}"})
+            continue
+        boxes = detect_faces(image) if detect else [(0, 0, image.width, image.height)]
+        for box in boxes:
+            region = face_crop(image, box) if detect else image
+            crops.append(load_image(np.asarray(region), size, grey))
+            rows.append({"file": str(f), "x": box[0], "y": box[1], "w": box[2], "h": box[3]})
+    probs = np.concatenate([model(np.stack(crops[i:i + batch_size])) for i in range(0, len(crops), batch_size)]) \
+        if crops else np.zeros((0, len(model.classes)))
+    faces = pd.DataFrame(rows, columns=["file", "x", "y", "w", "h"])
+    faces["label"] = [model.classes[i] for i in probs.argmax(1)] if len(probs) else []
+    for i, c in enumerate(model.classes):
+        faces[c] = probs[:, i]
+    return faces, pd.DataFrame(errors, columns=["file", "error"])
+
+
+def annotate(faces: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """Copies of the photos with each face's box and label drawn; returns the written paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for file, group in faces.groupby("file", sort=False):
+        with Image.open(file) as im:
+            image = ImageOps.exif_transpose(im).convert("RGB")
+        draw = ImageDraw.Draw(image)
+        for r in group.itertuples():
+            draw.rectangle((r.x, r.y, r.x + r.w, r.y + r.h), outline=(255, 40, 40), width=max(2, image.width // 200))
+            draw.text((r.x + 3, r.y + 3), f"{r.label} {getattr(r, r.label):.2f}", fill=(255, 40, 40))
+        out = out_dir / Path(file).name
+        image.save(out)
+        written.append(out)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fer-predict", description="Facial expressions of the faces in photos.")
+    parser.add_argument("inputs", nargs="+", help="image files, folders or globs")
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="a train-stage checkpoint (default: %(default)s)")
+    parser.add_argument("--onnx", help="use this exported ONNX model instead of a checkpoint")
+    parser.add_argument("--no-detect", action="store_true", help="the images are face crops already")
+    parser.add_argument("--json", help="write the predictions here as JSON (default: print JSON)")
+    parser.add_argument("--csv", help="write the predictions here as CSV")
+    parser.add_argument("--annotate", metavar="DIR", help="write copies of the photos with boxes and labels")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args(argv)
+    try:
+        model = OnnxModel(args.onnx) if args.onnx else TorchModel(args.checkpoint, args.device)
+        files = expand(args.inputs)
+        if not files:
+            raise FerError(f"no image files in {' '.join(args.inputs)}")
+        faces, errors = predict_files(files, model, detect=not args.no_detect, batch_size=args.batch_size)
+    except (FerError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    for e in errors.itertuples():
+        print(f"skipped {e.file}: {e.error}", file=sys.stderr)
+    records = json.dumps(faces.to_dict("records"), indent=2)
+    if args.json:
+        Path(args.json).write_text(records + "\n")
+    if args.csv:
+        faces.to_csv(args.csv, index=False)
+    if not args.json and not args.csv:
+        print(records)
+    if args.annotate:
+        annotate(faces, args.annotate)
+    print(f"{len(faces)} face(s) in {len(files) - len(errors)} image(s); {len(errors)} unreadable", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Applying a trained model: face detection on a real photo, ONNX export and parity, the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from matplotlib import cbook
+from PIL import Image
+
+from fer.export import export_onnx, model_card, parity
+from fer.model import create, data_config, save_checkpoint
+from fer.predict import OnnxModel, TorchModel, main, predict_files
+
+GRACE_HOPPER = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+
+
+@pytest.fixture(scope="module", params=[3, 1], ids=["rgb", "grey"])
+def checkpoint(request, tmp_path_factory):
+    torch.manual_seed(0)
+    channels = request.param
+    model = create("test_resnet", len(CLASSES), in_chans=channels)
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": CLASSES,
+                     "data_config": data_config(model, 48, channels), "epoch": 1, "val_acc": 0.5,
+                     "params": {"epochs": 1, "pretrained": False}}, path)
+    return path
+
+
+def test_one_face_found_on_a_real_photo(checkpoint):
+    faces, errors = predict_files([GRACE_HOPPER], TorchModel(checkpoint, "cpu"))
+    assert errors.empty and len(faces) == 1
+    width, height = Image.open(GRACE_HOPPER).size
+    f = faces.iloc[0]
+    assert 0 <= f.x < f.x + f.w <= width and 0 <= f.y < f.y + f.h <= height and f.w > 50
+    assert f[CLASSES].sum() == pytest.approx(1, abs=1e-5) and f.label in CLASSES
+
+
+def test_unreadable_file_is_reported_and_the_rest_predicted(checkpoint, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    faces, errors = predict_files([broken, GRACE_HOPPER], TorchModel(checkpoint, "cpu"))
+    assert list(errors["file"]) == [str(broken)] and "UnidentifiedImageError" in errors["error"][0]
+    assert list(faces["file"]) == [GRACE_HOPPER]
+
+
+def test_cli_writes_json_and_annotated_copies(checkpoint, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(GRACE_HOPPER).save(photos / "grace.jpg")
+    (photos / "notes.txt").write_text("ignored: not an image")
+    assert main([str(photos), "--checkpoint", str(checkpoint), "--json", str(tmp_path / "p.json"),
+                 "--annotate", str(tmp_path / "annotated"), "--device", "cpu"]) == 0
+    records = json.loads((tmp_path / "p.json").read_text())
+    assert len(records) == 1 and set(CLASSES) <= set(records[0]) and records[0]["label"] in CLASSES
+    annotated = np.asarray(Image.open(tmp_path / "annotated" / "grace.jpg"))
+    assert annotated.shape == np.asarray(Image.open(GRACE_HOPPER)).shape
+    assert "1 face(s) in 1 image(s); 0 unreadable" in capsys.readouterr().err
+
+
+def test_no_detect_treats_each_image_as_one_face(checkpoint):
+    faces, _ = predict_files([GRACE_HOPPER], TorchModel(checkpoint, "cpu"), detect=False)
+    assert len(faces) == 1 and (faces.x[0], faces.y[0]) == (0, 0)
+
+
+def test_onnx_matches_pytorch(checkpoint, tmp_path):
+    from fer.model import load_checkpoint
+
+    model, ckpt = load_checkpoint(checkpoint)
+    export_onnx(model, ckpt, tmp_path / "model.onnx")
+    c = ckpt["data_config"]["input_size"][0]
+    images = np.random.default_rng(0).integers(0, 256, (20, c, 48, 48), dtype=np.uint8)
+    assert parity(model, ckpt, tmp_path / "model.onnx", images) <= 1e-4
+    onnx_model = OnnxModel(tmp_path / "model.onnx")
+    assert onnx_model.classes == CLASSES
+    a, _ = predict_files([GRACE_HOPPER], onnx_model)
+    b, _ = predict_files([GRACE_HOPPER], TorchModel(checkpoint, "cpu"))
+    np.testing.assert_allclose(a[CLASSES].to_numpy(), b[CLASSES].to_numpy(), atol=1e-4)
+
+
+def test_model_card_says_what_was_measured(checkpoint):
+    ckpt = torch.load(checkpoint, weights_only=True)
+    metrics = {"accuracy": 0.9, "macro_f1": 0.8, "balanced_accuracy": 0.85, "majority_baseline": 0.14,
+               "test_images": 10, "per_class": {c: {"precision": 1, "recall": 1, "f1": 1, "support": 1} for c in CLASSES}}
+    card = model_card(ckpt, metrics, {"protocol": "subject-disjoint", "subject_overlap": 0}, 1e-6, "model.onnx")
+    for text in ("subject-disjoint", "No person appears in two splits", "| 0.9000 | 0.8000 | 0.8500 | 0.1400 |",
+                 "## Intended use and limits", "confusion.png", "| happy |"):
+        assert text in card
