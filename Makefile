@@ -16,12 +16,14 @@ DEMO_PARAMS := -S data.source=demo -S preprocess.size=64 -S train.model=test_res
 # FER2013 from scratch on CPU (no ImageNet weights offline): 48 px greyscale, official split.
 # FER2013 may be a Kaggle handle (kaggle:msambare/fer2013), a folder, an archive or fer2013.csv.
 FER2013 ?= kaggle:msambare/fer2013
-# Flips only: rotation/scale/jitter cost 16% of the CPU throughput for little gain here.
+# Flips and brightness/contrast jitter, no affine moves (they cost 16% of CPU throughput).
+# The jitter matters: in the Kaggle copy the test images have more contrast than the train
+# images (median per-image std 54 vs 38); without it the val accuracy stays near chance.
 FER2013_PARAMS := -S data.source=$(FER2013) -S data.format=fer2013 -S preprocess.size=48 \
 	-S preprocess.grayscale=true -S train.model=resnet10t -S train.pretrained=false \
-	-S train.epochs=16 -S train.batch_size=64 -S train.lr=1e-3 -S train.lr_patience=2 \
+	-S train.epochs=12 -S train.batch_size=64 -S train.lr=1e-3 -S train.lr_patience=2 \
 	-S train.lr_factor=0.3 -S train.augment.rotation=0 -S train.augment.scale=0 \
-	-S train.augment.translate=0 -S train.augment.color_jitter=0 -S train.workers=0
+	-S train.augment.translate=0 -S train.augment.color_jitter=0.4 -S train.workers=0
 
 .PHONY: env demo fer2013 test
 env: .venv/.complete
