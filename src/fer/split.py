@@ -32,8 +32,8 @@ def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: s
     val, test: fractions of subjects, or of images when split by image.
     Raises FerError if a split would be empty or miss a class.
     """
-    official = images["official"] if "official" in images else pd.Series("", index=images.index)
-    has_subjects = "subject" in images and (images["subject"] != "").all() and images["subject"].notna().all()
+    official = images["official"] if _has_official(images) else pd.Series("", index=images.index)
+    has_subjects = _known(images, "subject")
     split = pd.Series("train", index=images.index)
     if group_by == "subject" and has_subjects:
         n_subjects = images["subject"].nunique()
@@ -47,10 +47,10 @@ def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: s
         split.iloc[rest[val_idx]] = "val"
         split.iloc[test_idx] = "test"
         protocol = "subject-disjoint"
-    elif (official != "").all() and set(official) == set(SPLITS):
+    elif set(official) == set(SPLITS):
         split[:] = official
         protocol = "official split"
-    elif (official != "").all() and set(official) == {"train", "test"}:
+    elif set(official) == {"train", "test"}:
         split[:] = official
         train_rows = np.flatnonzero(official == "train")
         _, val_pos = _stratified(images["label"].iloc[train_rows], val, seed)
@@ -66,6 +66,16 @@ def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: s
     return split, protocol
 
 
+def _known(images: pd.DataFrame, column: str) -> bool:
+    """Whether every row has a non-empty `column`."""
+    return column in images and images[column].notna().all() and (images[column] != "").all()
+
+
+def _has_official(images: pd.DataFrame) -> bool:
+    """Whether the dataset assigns every image its own split (FER2013's file prefixes)."""
+    return _known(images, "official")
+
+
 def drop_repeats(images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Use each image content (`digest`) once: (images to split, repeats).
 
@@ -75,7 +85,7 @@ def drop_repeats(images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     first = images.groupby("digest")["path"].transform("first")
     later = images["digest"].duplicated()
-    keep_all = "official" in images and (images["official"] != "").all()
+    keep_all = _has_official(images)
     repeats = pd.DataFrame({"path": images["path"][later], "same_as": first[later]}).reset_index(drop=True)
     repeats["reason"] = "same content as " + repeats["same_as"]
     repeats["dropped"] = not keep_all
@@ -126,9 +136,9 @@ def summary(images: pd.DataFrame, split: pd.Series, protocol: str, repeats: pd.D
         kept = repeats[repeats["split"] != ""]
         out["duplicates"] = len(repeats)
         out["duplicates_across_splits"] = int((kept["split"] != kept["same_as_split"]).sum())
-    subjects = images["subject"] if "subject" in images else pd.Series("", index=images.index)
-    if (subjects == "").any() or subjects.isna().any():
+    if not _known(images, "subject"):
         return {**out, "subjects": "unknown", "subject_overlap": None}
+    subjects = images["subject"]
     return {
         **out,
         "subject_overlap": int((split.groupby(subjects).nunique() > 1).sum()),
