@@ -19,11 +19,13 @@ def main(params):
     args = parser.parse_args()
     manifest = pd.read_csv(args.manifest, dtype=str)
     p = params.preprocess
-    failed = preprocess.build(manifest, args.raw_dir, args.out_dir, p.size, p.grayscale)
+    failed, stats = preprocess.build(manifest, args.raw_dir, args.out_dir, p.size, p.grayscale, p.blur)
     write_csv(failed, args.out_dir / "skipped.csv")
-    write_json({"decoded": len(manifest) - len(failed), "undecodable": len(failed)}, args.metrics)
+    write_json({"decoded": len(manifest) - len(failed), "undecodable": len(failed), "images": stats}, args.metrics)
     print(f"preprocess: {len(manifest) - len(failed)} images at {p.size}px in {args.out_dir}"
           + (f"; {len(failed)} undecodable, listed in {args.out_dir / 'skipped.csv'}" if len(failed) else ""))
+    if warning := preprocess.mismatch(stats):
+        print(f"warning: {warning} (per split in {args.metrics})")
 
 
 if __name__ == "__main__":

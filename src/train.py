@@ -34,7 +34,7 @@ def main(params):
     history, best = fit(
         params.train, (x_train, m_train["target"].to_numpy()), (x_val, m_val["target"].to_numpy()),
         meta["classes"], extra={"preprocess": params.preprocess.model_dump(), "data": params.data.model_dump()},
-        state_path=args.state,
+        state_path=args.state, blur=meta.get("blur", 0.0),
     )
     seconds = time.perf_counter() - start
     save_checkpoint(best, args.checkpoint)

@@ -66,7 +66,7 @@ def test_broken_files_are_skipped_with_their_reason(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40 * 30)
     Image.new("RGB", (40, 31)).save(raw / "happy" / "bomb.png")
     rows.append({"path": "happy/bomb.png", "label": "happy", "split": "train"})
-    failed = build(pd.DataFrame(rows), raw, tmp_path / "out", size=16, grayscale=False, workers=2)
+    failed, _ = build(pd.DataFrame(rows), raw, tmp_path / "out", size=16, grayscale=False, workers=2)
     reasons = dict(zip(failed["path"], failed["reason"]))
     assert set(reasons) == {"happy/random.jpg", "happy/truncated.jpg", "happy/empty.jpg", "happy/bomb.png"}
     assert "UnidentifiedImageError" in reasons["happy/empty.jpg"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fer.dataset import load_split
-from fer.preprocess import build, load_image
+from fer.preprocess import build, image_stats, load_image, mismatch
 from fer.split import assign
 
 
@@ -17,11 +17,11 @@ def manifest(demo_images):
 
 @pytest.mark.parametrize("grayscale, channels", [(False, 3), (True, 1)])
 def test_cache_shapes_dtypes_and_facts(demo_raw, manifest, tmp_path, grayscale, channels):
-    failed = build(manifest, demo_raw, tmp_path, size=32, grayscale=grayscale, workers=2)
+    failed, _ = build(manifest, demo_raw, tmp_path, size=32, grayscale=grayscale, workers=2)
     assert failed.empty
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta == {"classes": ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
-                    "size": 32, "channels": channels}
+                    "size": 32, "channels": channels, "blur": 0.0}
     total = 0
     for split in ("train", "val", "test"):
         images, facts = load_split(tmp_path, split)
@@ -47,8 +47,31 @@ def test_undecodable_file_is_listed_and_left_out(demo_raw, manifest, tmp_path):
     shutil.copytree(demo_raw, raw)
     broken = manifest[manifest["split"] == "train"]["path"].iloc[0]
     (raw / broken).write_bytes(b"not a jpeg at all")
-    failed = build(manifest, raw, tmp_path / "out", size=32, grayscale=False, workers=1)
+    failed, _ = build(manifest, raw, tmp_path / "out", size=32, grayscale=False, workers=1)
     assert list(failed["path"]) == [broken] and "cannot decode" in failed["reason"][0]
     images, facts = load_split(tmp_path / "out", "train")
     assert broken not in set(facts["path"]) and len(images) == len(facts)
     assert len(facts) == (manifest["split"] == "train").sum() - 1
+
+
+def test_blur_is_applied_to_every_split_and_recorded(demo_raw, manifest, tmp_path):
+    _, sharp = build(manifest, demo_raw, tmp_path / "sharp", size=48, grayscale=True, workers=1)
+    _, blurred = build(manifest, demo_raw, tmp_path / "blurred", size=48, grayscale=True, blur=2, workers=1)
+    assert json.loads((tmp_path / "blurred" / "meta.json").read_text())["blur"] == 2
+    for split in ("train", "val", "test"):
+        assert blurred[split]["sharpness"] < 0.7 * sharp[split]["sharpness"]
+    images, facts = load_split(tmp_path / "blurred", "test")
+    np.testing.assert_array_equal(images[0], load_image(demo_raw / facts["path"][0], 48, True, blur=2))
+
+
+def test_train_blurrier_than_test_is_reported(demo_raw, manifest):
+    files = manifest[manifest["split"] == "test"]["path"][:20]
+    sharp = np.stack([load_image(demo_raw / f, 48, True) for f in files])
+    soft = np.stack([load_image(demo_raw / f, 48, True, blur=3) for f in files])
+    alike = {"train": image_stats(sharp), "test": image_stats(sharp)}
+    assert mismatch(alike) == ""
+    warning = mismatch({"train": image_stats(soft), "test": image_stats(sharp)})
+    assert "sharpness differs between train" in warning and "preprocess.blur" in warning
+    # test blurrier than train: reported, without advising to blur
+    assert "sharpness" in mismatch({"train": image_stats(sharp), "test": image_stats(soft)})
+    assert "preprocess.blur" not in mismatch({"train": image_stats(sharp), "test": image_stats(soft)})

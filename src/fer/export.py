@@ -76,6 +76,8 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
                "Subjects are unknown or shared between splits: the test numbers may be optimistic for new people."
                if split.get("protocol") != "official split" else
                "The dataset's official split was used; it does not identify people, so some may appear in two splits.")
+    blur = ckpt["data_config"].get("blur", 0)
+    blurred = f", Gaussian blur radius {blur:g} px (apply the same to images you classify)" if blur else ""
     return f"""# Model card: {ckpt['model_name']} facial expression classifier
 
 ## Model
@@ -87,7 +89,7 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
   {metrics['test_images']} test images: {max_diff:.2e}).
 
 ## Data
-- Source: `{data.get('source', '?')}` (format `{data.get('format', '?')}`), cached at {pre.get('size', '?')} px.
+- Source: `{data.get('source', '?')}` (format `{data.get('format', '?')}`), cached at {pre.get('size', '?')} px{blurred}.
 - Split protocol: **{split.get('protocol', '?')}**; {split.get('train_images')} train / {split.get('val_images')}
   val / {split.get('test_images')} test images. {honesty}
 

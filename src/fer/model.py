@@ -50,8 +50,9 @@ def create(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = Fa
         ) from None
 
 
-def data_config(model: nn.Module, size: int, channels: int) -> dict:
-    """Input size and normalisation for `model`, from timm's config for it.
+def data_config(model: nn.Module, size: int, channels: int, blur: float = 0.0) -> dict:
+    """Input size and normalisation for `model`, from timm's config for it, and the blur
+    the cached images were made with (an image to classify gets the same).
 
     The size is the cached one (every timm CNN accepts it). A greyscale model gets the
     mean of timm's per-channel mean/std.
@@ -60,7 +61,7 @@ def data_config(model: nn.Module, size: int, channels: int) -> dict:
     mean, std = list(cfg["mean"]), list(cfg["std"])
     if channels != len(mean):
         mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
-    return {"input_size": [channels, size, size], "mean": mean, "std": std}
+    return {"input_size": [channels, size, size], "mean": mean, "std": std, "blur": blur}
 
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> None:

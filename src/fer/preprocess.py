@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 from tqdm import tqdm
 
 from fer.dataset import split_files
@@ -27,9 +27,10 @@ from fer.split import SPLITS
 META_COLUMNS = ["path", "label", "target", "subject", "angle", "session"]
 
 
-def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool) -> np.ndarray:
+def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool, blur: float = 0.0) -> np.ndarray:
     """One image (a file, or pixels already in an array) as a (C, size, size) uint8 array:
-    upright, centre-cropped square, resized."""
+    upright, centre-cropped square, resized, then Gaussian-blurred with radius `blur` (pixels
+    at `size`) when it is > 0."""
     with warnings.catch_warnings():
         # Past PIL's pixel limit an image is treated as a decompression bomb, not decoded.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -43,13 +44,15 @@ def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool) -> n
             im = Image.fromarray(((a >> 8) if im.mode != "I" or a.max() > 255 else a).clip(0, 255).astype(np.uint8))
         im = im.convert("L" if grayscale else "RGB")
         im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
+        if blur > 0:
+            im = im.filter(ImageFilter.GaussianBlur(blur))
     arr = np.asarray(im, dtype=np.uint8)
     return arr[None] if grayscale else arr.transpose(2, 0, 1)
 
 
-def _try_load(source, size, grayscale):
+def _try_load(source, size, grayscale, blur):
     try:
-        return load_image(source, size, grayscale), None
+        return load_image(source, size, grayscale, blur), None
     except Exception as e:  # any undecodable file is reported, never fatal
         return None, f"cannot decode: {type(e).__name__}: {e}"
 
@@ -61,17 +64,18 @@ def class_list(labels) -> list[str]:
 
 
 def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size: int, grayscale: bool,
-          workers: int | None = None) -> pd.DataFrame:
+          blur: float = 0.0, workers: int | None = None) -> tuple[pd.DataFrame, dict]:
     """Write `<split>.npy`, `<split>.csv` and `meta.json` for every split into `out_dir`.
 
     manifest: the split stage's rows (`path` relative to raw_root, `split`, `label`, ...).
-    Returns the files that could not be decoded (`path`, `reason`); they are left out.
+    Returns the files that could not be decoded (`path`, `reason`; they are left out) and
+    `image_stats` of every split.
     """
     out_dir = Path(out_dir)
     classes = class_list(manifest["label"])
     workers = workers or os.cpu_count() or 1
-    load = functools.partial(_try_load, size=size, grayscale=grayscale)
-    failed = []
+    load = functools.partial(_try_load, size=size, grayscale=grayscale, blur=blur)
+    failed, stats = [], {}
     pixels = csv_pixels(manifest["path"], raw_root)
     with multiprocessing.Pool(workers) as pool:
         for split in SPLITS:
@@ -91,11 +95,50 @@ def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, siz
                 if not ok.all():
                     arr = _compact(arr, ok, tmp)
                 arr.flush()
+                stats[split] = image_stats(arr)
                 del arr
             rows = rows[ok].assign(target=lambda d: d["label"].map(classes.index))
             write_csv(rows.reindex(columns=META_COLUMNS), csv)
-    write_json({"classes": classes, "size": size, "channels": 1 if grayscale else 3}, out_dir / "meta.json")
-    return pd.DataFrame(failed, columns=["path", "reason"])
+    write_json({"classes": classes, "size": size, "channels": 1 if grayscale else 3, "blur": blur}, out_dir / "meta.json")
+    return pd.DataFrame(failed, columns=["path", "reason"]), stats
+
+
+def image_stats(images: np.ndarray, chunk: int = 1024) -> dict:
+    """Median per-image contrast and sharpness of uint8 (N, C, H, W) images.
+
+    contrast: the standard deviation of an image's pixels. sharpness: its mean absolute
+    difference between neighbouring pixels divided by that standard deviation, so it
+    measures detail, not contrast (a blurred copy scores lower). Splits that differ much in
+    either were not made the same way, and a model trained on one does poorly on the other.
+    """
+    contrast, sharpness = [], []
+    for i in range(0, len(images), chunk):
+        x = np.asarray(images[i:i + chunk], dtype=np.float32)
+        std = x.std(axis=(1, 2, 3))
+        detail = np.abs(np.diff(x, axis=3)).mean(axis=(1, 2, 3))
+        contrast.append(std)
+        sharpness.append(detail / np.maximum(std, 1.0))
+    if not contrast:
+        return {"contrast": 0.0, "sharpness": 0.0}
+    return {"contrast": round(float(np.median(np.concatenate(contrast))), 2),
+            "sharpness": round(float(np.median(np.concatenate(sharpness))), 4)}
+
+
+def mismatch(stats: dict, tolerance: float = 1.5) -> str:
+    """A warning when the train split's images are much blurrier or flatter than the
+    test split's (or the reverse), else ''."""
+    if not all(s in stats and stats[s]["contrast"] > 0 for s in ("train", "test")):
+        return ""
+    lines = []
+    for key in ("sharpness", "contrast"):
+        tr, te = stats["train"][key], stats["test"][key]
+        if max(tr, te) / max(min(tr, te), 1e-6) > tolerance:
+            lines.append(f"{key} differs between train ({tr:g}) and test ({te:g}) by more than {tolerance:g}x")
+    if not lines:
+        return ""
+    hint = ("; the train images are blurrier than the test images: preprocess.blur (a Gaussian radius in "
+            "pixels) blurs every split alike" if stats["train"]["sharpness"] < stats["test"]["sharpness"] else "")
+    return "; ".join(lines) + hint
 
 
 def csv_pixels(paths: pd.Series, raw_root: str | Path) -> dict[str, np.ndarray]:

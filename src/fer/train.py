@@ -83,11 +83,13 @@ class CachedImages(Dataset):
 
 def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
         classes: list[str], extra: dict | None = None, state_path: str | Path | None = None,
-        ) -> tuple[list[dict], dict]:
+        blur: float = 0.0) -> tuple[list[dict], dict]:
     """Train `params.model` on `train`, keep the weights with the best val accuracy.
 
     train, val: (images uint8 (N, C, H, W), class indices (N,)).
     extra: stored in the checkpoint as is (e.g. the params of the other stages).
+    blur: the Gaussian blur the cached images were made with; recorded in the checkpoint's
+    data config so that images classified later get the same.
     state_path: after every epoch the whole training state (weights, optimizer, scheduler,
     early-stopping state, RNG states, history) is saved there; a run with the same params
     and data that finds it resumes after the last completed epoch and, on CPU, ends
@@ -103,7 +105,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     model = create(params.model, len(classes), channels, params.pretrained, params.weights)
     if params.init_from:
         model.load_state_dict(load_checkpoint(params.init_from)[1]["model"])
-    cfg = data_config(model, size, channels)
+    cfg = data_config(model, size, channels, blur)
     cuda = device.type == "cuda"
     model = model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay, fused=cuda)
