@@ -10,8 +10,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 # The demo: 1,008 generated faces of 24 people at 64 px, timm's tiny test_resnet from scratch
 # (no weights to download), 30 epochs: about 1 minute of training on 2 CPU cores.
 DEMO_PARAMS := -S data.source=demo -S preprocess.size=64 -S train.model=test_resnet \
-	-S train.pretrained=false -S train.epochs=30 -S train.batch_size=32 -S train.lr=3e-3 \
-	-S train.workers=0
+	-S train.pretrained=false -S train.epochs=30 -S train.batch_size=32 -S train.lr=3e-3
 
 # FER2013 from scratch on CPU (no ImageNet weights offline): 48 px greyscale, official split.
 # FER2013 may be a Kaggle handle (kaggle:msambare/fer2013), a folder, an archive or fer2013.csv.
@@ -23,8 +22,7 @@ FER2013_PARAMS := -S data.source=$(FER2013) -S data.format=fer2013 -S preprocess
 	-S preprocess.grayscale=true -S preprocess.blur=3 -S train.model=resnet10t \
 	-S train.pretrained=false -S train.epochs=12 -S train.batch_size=64 -S train.lr=1e-3 \
 	-S train.lr_patience=2 -S train.lr_factor=0.3 -S train.augment.rotation=0 \
-	-S train.augment.scale=0 -S train.augment.translate=0 -S train.augment.color_jitter=0.2 \
-	-S train.workers=0
+	-S train.augment.scale=0 -S train.augment.translate=0 -S train.augment.color_jitter=0.2
 
 .PHONY: env demo fer2013 test
 env: .venv/.complete

@@ -28,5 +28,5 @@ def demo_images(demo_raw):
 
 @pytest.fixture
 def tiny_train():
-    """Train params for a tiny timm model, no pretrained weights, no workers."""
-    return TrainParams(model="test_resnet", pretrained=False, epochs=2, batch_size=8, lr=1e-3, workers=0, device="cpu")
+    """Train params for a tiny timm model, no pretrained weights, on CPU."""
+    return TrainParams(model="test_resnet", pretrained=False, epochs=2, batch_size=8, lr=1e-3, device="cpu")

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "data": {"source": "demo", "demo_subjects": 6, "demo_angles": ["S"], "demo_size": [48, 64]},
     "preprocess": {"size": 32},
-    "train": {"model": "test_resnet", "pretrained": False, "epochs": 2, "batch_size": 16, "lr": 1e-3, "workers": 0},
+    "train": {"model": "test_resnet", "pretrained": False, "epochs": 2, "batch_size": 16, "lr": 1e-3},
 }
 
 

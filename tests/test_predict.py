@@ -87,3 +87,23 @@ def test_model_card_says_what_was_measured(checkpoint):
     for text in ("subject-disjoint", "No person appears in two splits", "| 0.9000 | 0.8000 | 0.8500 | 0.1400 |",
                  "## Intended use and limits", "confusion.png", "| happy |"):
         assert text in card
+
+
+def test_blur_of_the_training_images_is_applied_to_faces(checkpoint, tmp_path):
+    from fer.model import load_checkpoint
+    from fer.preprocess import load_image
+
+    ckpt = torch.load(checkpoint, weights_only=True)
+    ckpt["data_config"] = {**ckpt["data_config"], "blur": 3.0}  # as preprocess.blur=3 records it
+    save_checkpoint(ckpt, tmp_path / "blurred.pt")
+    model = TorchModel(tmp_path / "blurred.pt", "cpu")
+    faces, _ = predict_files([GRACE_HOPPER], model, detect=False)
+    grey = ckpt["data_config"]["input_size"][0] == 1
+    photo = np.asarray(Image.open(GRACE_HOPPER).convert("RGB"))
+    blurred, sharp = model(load_image(photo, 48, grey, blur=3)[None]), model(load_image(photo, 48, grey)[None])
+    np.testing.assert_allclose(faces[CLASSES].to_numpy(), blurred, atol=1e-5)
+    assert np.abs(sharp - blurred).max() > 1e-4
+    # the exported model carries the blur in its metadata, so ONNX predictions match
+    export_onnx(*load_checkpoint(tmp_path / "blurred.pt"), tmp_path / "model.onnx")
+    onnx_faces, _ = predict_files([GRACE_HOPPER], OnnxModel(tmp_path / "model.onnx"), detect=False)
+    np.testing.assert_allclose(onnx_faces[CLASSES].to_numpy(), faces[CLASSES].to_numpy(), atol=1e-4)

@@ -20,7 +20,7 @@ from fer.train import fit
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PARAMS = {"train": {"model": "test_resnet", "pretrained": False, "epochs": 6, "batch_size": 4, "lr": 1e-3,
-                    "workers": 0, "device": "cpu"}}
+                    "device": "cpu"}}
 
 
 @pytest.fixture(scope="module")

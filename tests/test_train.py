@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from fer import FerError
 from fer.model import create, data_config, to_input
 from fer.preprocess import load_image
-from fer.train import fit
+from fer.params import AugmentParams
+from fer.train import Batches, augmentation, fit, on_device
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +18,18 @@ def arrays(demo_raw, demo_images):
     y = demo_images["label"].map(classes.index).to_numpy()
     is_val = demo_images["subject"].isin(demo_images["subject"].unique()[:2]).to_numpy()
     return (x[~is_val], y[~is_val]), (x[is_val], y[is_val]), classes
+
+
+class NanAfter(torch.nn.Module):
+    """A batch transform that turns every batch after the first `n` into NaNs."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x * float("nan") if self.calls > self.n else x
 
 
 def test_loss_falls_when_overfitting_one_batch(arrays):
@@ -72,7 +85,7 @@ def test_non_finite_loss_stops_with_advice(arrays, tiny_train, monkeypatch):
 
     train, val, classes = arrays
     # Stand-in for a diverged run: every input turns NaN, so the loss does too.
-    monkeypatch.setattr(fer.train, "to_input", lambda x, cfg, device: x.float() * float("nan"))
+    monkeypatch.setattr(fer.train, "augmentation", lambda aug, cfg: NanAfter(0))
     with pytest.raises(FerError, match="loss became nan in epoch 1; lower train.lr"):
         fit(tiny_train, train, val, classes)
 
@@ -101,14 +114,8 @@ def test_non_finite_loss_keeps_the_last_good_state(arrays, tiny_train, monkeypat
     import fer.train
 
     train, val, classes = arrays
-    real, calls = fer.train.to_input, {"n": 0}
     batches_per_epoch = len(train[1]) // tiny_train.batch_size
-
-    def nan_from_epoch_2(x, cfg, device):
-        calls["n"] += 1
-        return real(x, cfg, device) * (float("nan") if calls["n"] > batches_per_epoch else 1.0)
-
-    monkeypatch.setattr(fer.train, "to_input", nan_from_epoch_2)
+    monkeypatch.setattr(fer.train, "augmentation", lambda aug, cfg: NanAfter(batches_per_epoch))
     with pytest.raises(FerError, match="loss became nan in epoch 2.*state after epoch 1 is kept in"):
         fit(tiny_train.model_copy(update={"epochs": 3}), train, val, classes, state_path=tmp_path / "state.pt")
     state = torch.load(tmp_path / "state.pt", weights_only=True)
@@ -127,3 +134,44 @@ def test_gpu_out_of_memory_names_the_batch_size(arrays, tiny_train, monkeypatch)
     monkeypatch.setattr(F, "cross_entropy", out_of_memory)
     with pytest.raises(FerError, match=r"ran out of memory at train.batch_size=8 .*try train.batch_size=4"):
         fit(tiny_train, train, val, classes)
+
+
+def test_batches_cover_the_split_once_per_epoch_normalised(arrays, tiny_train):
+    (x, y), _, _ = arrays
+    cfg = data_config(create("test_resnet", 7), 32, 3)
+    no_aug = AugmentParams(flip=False, rotation=0, scale=0, translate=0, color_jitter=0)
+    batches = Batches(on_device(x, torch.device("cpu")), torch.as_tensor(y), 5, augmentation(no_aug, cfg),
+                      torch.device("cpu"), torch.Generator().manual_seed(0), drop_last=False)
+    seen = torch.cat([xb for xb, _ in batches])
+    assert len(batches) == -(-len(y) // 5) and seen.shape == (len(y), 3, 32, 32) and seen.dtype == torch.float32
+    expected = to_input(torch.from_numpy(x), cfg, torch.device("cpu"))
+    # the same images, each exactly once, in a shuffled order, normalised as for evaluation
+    order = torch.cdist(seen.flatten(1), expected.flatten(1)).argmin(1)
+    assert sorted(order.tolist()) == list(range(len(y))) and order.tolist() != list(range(len(y)))
+    torch.testing.assert_close(seen, expected[order], atol=1e-4, rtol=0)
+
+
+def test_augmentation_draws_per_image_not_per_batch(arrays):
+    (x, _), _, _ = arrays
+    cfg = data_config(create("test_resnet", 7), 32, 3)
+    flip_only = AugmentParams(flip=True, rotation=0, scale=0, translate=0, color_jitter=0)
+    torch.manual_seed(0)
+    same = torch.from_numpy(np.repeat(x[:1], 64, axis=0)).float() / 255
+    out = augmentation(flip_only, cfg)(same)
+    plain = to_input(torch.from_numpy(x[:1]), cfg, torch.device("cpu"))
+    mirrored = plain.flip(3)
+    is_plain = (out - plain).abs().flatten(1).amax(1) < 1e-4
+    is_mirrored = (out - mirrored).abs().flatten(1).amax(1) < 1e-4
+    assert (is_plain | is_mirrored).all() and 10 < is_mirrored.sum() < 54
+    full = augmentation(AugmentParams(), cfg)(same)  # the default affine moves and jitter
+    assert torch.pdist(full.flatten(1)).min() > 1e-2  # no two images of the 64 alike
+
+
+def test_compile_param_compiles_the_training_model(arrays, tiny_train, monkeypatch):
+    train, val, classes = arrays
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model: compiled.append(model) or model)
+    fit(tiny_train.model_copy(update={"epochs": 1}), train, val, classes)
+    assert compiled == []
+    _, best = fit(tiny_train.model_copy(update={"epochs": 1, "compile": True}), train, val, classes)
+    assert len(compiled) == 1 and not any(k.startswith("_orig_mod") for k in best["model"])

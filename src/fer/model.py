@@ -94,13 +94,15 @@ def to_input(x: torch.Tensor, cfg: dict, device: torch.device) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict(model: nn.Module, images, cfg: dict, device: torch.device, batch_size: int = 256) -> torch.Tensor:
-    """Logits (N, classes) on the CPU for uint8 `images` (N, C, H, W), in eval mode."""
+    """Logits (N, classes) on the CPU for uint8 `images` (N, C, H, W: an array, a memory-mapped
+    cache or a tensor already on `device`), in eval mode."""
     was_training = model.training
     model.eval()
     out = []
     for i in range(0, len(images), batch_size):
-        x = to_input(torch.from_numpy(np.array(images[i:i + batch_size])), cfg, device)
+        x = images[i:i + batch_size]
+        x = to_input(x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x)), cfg, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(model(x).float().cpu())
+            out.append(model(x).float())
     model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, 0)
+    return torch.cat(out).cpu() if out else torch.empty(0, 0)

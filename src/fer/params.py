@@ -91,7 +91,7 @@ class TrainParams(Section):
     class_weights: Literal["none", "balanced"] = "none"
     augment: AugmentParams = AugmentParams()
     seed: int = 42
-    workers: int = Field(2, ge=0)
+    compile: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
