@@ -15,12 +15,15 @@ DEMO_PARAMS := -S data.source=demo -S preprocess.size=64 -S train.model=test_res
 # FER2013 from scratch on CPU (no ImageNet weights offline): 48 px greyscale, official split.
 # FER2013 may be a Kaggle handle (kaggle:msambare/fer2013), a folder, an archive or fer2013.csv.
 FER2013 ?= kaggle:msambare/fer2013
-# Flips and brightness/contrast jitter, no affine moves (they cost 16% of CPU throughput).
-# blur=3: in the Kaggle copy every Training image is blurred (about a 3 px Gaussian) while
-# the test images are sharp; without blurring all splits alike val accuracy stays near chance.
-FER2013_PARAMS := -S data.source=$(FER2013) -S data.format=fer2013 -S preprocess.size=48 \
-	-S preprocess.grayscale=true -S preprocess.blur=3 -S train.model=resnet10t \
-	-S train.pretrained=false -S train.epochs=12 -S train.batch_size=64 -S train.lr=1e-3 \
+# Flips and brightness/contrast jitter, no affine moves: on these blurred faces a small
+# network underfits in a session's worth of epochs, so more epochs beat more augmentation.
+# blur: in the Kaggle copy every Training image is blurred (about a 3 px Gaussian at 48 px)
+# while the test images are sharp; without blurring all splits alike, val accuracy stays near
+# chance. That blur leaves nothing that 48 px holds and 32 px does not, so the recipe caches
+# 32 px (blur 2 there) and spends the time on epochs: 2.2x the images/s of 48 px.
+FER2013_PARAMS := -S data.source=$(FER2013) -S data.format=fer2013 -S preprocess.size=32 \
+	-S preprocess.grayscale=true -S preprocess.blur=2 -S train.model=resnet10t \
+	-S train.pretrained=false -S train.epochs=20 -S train.batch_size=64 -S train.lr=1e-3 \
 	-S train.lr_patience=2 -S train.lr_factor=0.3 -S train.augment.rotation=0 \
 	-S train.augment.scale=0 -S train.augment.translate=0 -S train.augment.color_jitter=0.2
 
