@@ -17,7 +17,7 @@ DEMO_PARAMS := -S data.source=demo -S preprocess.size=64 -S train.model=test_res
 FER2013 ?= kaggle:msambare/fer2013
 # Flips and brightness/contrast jitter, no affine moves: on these blurred faces a small
 # network underfits in a session's worth of epochs, so more epochs beat more augmentation.
-# blur: in the Kaggle copy every Training image is blurred (about a 3 px Gaussian at 48 px)
+# blur: in the copy measured for RESULTS.md every Training image is blurred (about a 3 px Gaussian at 48 px)
 # while the test images are sharp; without blurring all splits alike, val accuracy stays near
 # chance. That blur leaves nothing that 48 px holds and 32 px does not, so the recipe caches
 # 32 px (blur 2 there) and spends the time on epochs: 2.2x the images/s of 48 px.

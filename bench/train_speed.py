@@ -110,7 +110,7 @@ def our_epoch(prepared: Path, model_name: str, batch_size: int, device: torch.de
                                       else torch.contiguous_format)
     cfg = data_config(model, images.shape[-1], 3)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-    x, y = on_device(images, device), torch.as_tensor(facts["target"].to_numpy())
+    x, y = on_device(images, device), torch.tensor(facts["target"].to_numpy())
     warm = Batches(x[:2 * batch_size], y[:2 * batch_size], batch_size, augmentation(aug, cfg), device,
                    torch.Generator().manual_seed(0))
     train_epoch(model, warm, optimizer)

@@ -156,7 +156,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay, fused=cuda)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience)
-    batches = Batches(on_device(train[0], device), torch.as_tensor(train[1]), params.batch_size,
+    batches = Batches(on_device(train[0], device), torch.tensor(train[1]), params.batch_size,
                       augmentation(params.augment, cfg), device, generator)
     val_images = on_device(val[0], device)
     # Compiled for training only (evaluation sees other batch sizes); the weights are shared.
