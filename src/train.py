@@ -35,6 +35,7 @@ def main(params):
         params.train, (x_train, m_train["target"].to_numpy()), (x_val, m_val["target"].to_numpy()),
         meta["classes"], extra={"preprocess": params.preprocess.model_dump(), "data": params.data.model_dump()},
         state_path=args.state, blur=meta.get("blur", 0.0),
+        max_sharpness=meta.get("max_sharpness", 0.0),
     )
     seconds = time.perf_counter() - start
     save_checkpoint(best, args.checkpoint)

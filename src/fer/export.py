@@ -76,8 +76,11 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
                "Subjects are unknown or shared between splits: the test numbers may be optimistic for new people."
                if split.get("protocol") != "official split" else
                "The dataset's official split was used; it does not identify people, so some may appear in two splits.")
-    blur = ckpt["data_config"].get("blur", 0)
-    blurred = f", Gaussian blur radius {blur:g} px (apply the same to images you classify)" if blur else ""
+    cfg = ckpt["data_config"]
+    blur, soft = cfg.get("blur", 0), cfg.get("max_sharpness", 0)
+    blurred = "".join([f", Gaussian blur radius {blur:g} px" if blur else "",
+                       f", every image blurred down to sharpness {soft:g}" if soft else "",
+                       " (fer-predict does the same to the faces it classifies)" if blur or soft else ""])
     return f"""# Model card: {ckpt['model_name']} facial expression classifier
 
 ## Model

@@ -50,7 +50,7 @@ def create(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = Fa
         ) from None
 
 
-def data_config(model: nn.Module, size: int, channels: int, blur: float = 0.0) -> dict:
+def data_config(model: nn.Module, size: int, channels: int, blur: float = 0.0, max_sharpness: float = 0.0) -> dict:
     """Input size and normalisation for `model`, from timm's config for it, and the blur
     the cached images were made with (an image to classify gets the same).
 
@@ -61,7 +61,7 @@ def data_config(model: nn.Module, size: int, channels: int, blur: float = 0.0) -
     mean, std = list(cfg["mean"]), list(cfg["std"])
     if channels != len(mean):
         mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
-    return {"input_size": [channels, size, size], "mean": mean, "std": std, "blur": blur}
+    return {"input_size": [channels, size, size], "mean": mean, "std": std, "blur": blur, "max_sharpness": max_sharpness}
 
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> None:

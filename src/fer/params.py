@@ -66,6 +66,7 @@ class PreprocessParams(Section):
     size: int = Field(224, ge=16, le=1024)
     grayscale: bool = False
     blur: float = Field(0.0, ge=0, le=64)
+    max_sharpness: float = Field(0.0, ge=0)
 
 
 class AugmentParams(Section):

@@ -109,7 +109,8 @@ def predict_files(files: list[Path], model, detect: bool = True, batch_size: int
         boxes = detect_faces(image) if detect else [(0, 0, image.width, image.height)]
         for box in boxes:
             region = face_crop(image, box) if detect else image
-            crops.append(load_image(np.asarray(region), size, grey, model.data_config.get("blur", 0.0)))
+            crops.append(load_image(np.asarray(region), size, grey, model.data_config.get("blur", 0.0),
+                                    model.data_config.get("max_sharpness", 0.0)))
             rows.append({"file": str(f), "x": box[0], "y": box[1], "w": box[2], "h": box[3]})
     probs = np.concatenate([model(np.stack(crops[i:i + batch_size])) for i in range(0, len(crops), batch_size)]) \
         if crops else np.zeros((0, len(model.classes)))

@@ -27,10 +27,12 @@ from fer.split import SPLITS
 META_COLUMNS = ["path", "label", "target", "subject", "angle", "session"]
 
 
-def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool, blur: float = 0.0) -> np.ndarray:
+def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool, blur: float = 0.0,
+               max_sharpness: float = 0.0) -> np.ndarray:
     """One image (a file, or pixels already in an array) as a (C, size, size) uint8 array:
     upright, centre-cropped square, resized, then Gaussian-blurred with radius `blur` (pixels
-    at `size`) when it is > 0."""
+    at `size`) when it is > 0, then, when `max_sharpness` > 0, blurred with the smallest
+    radius (in steps of 0.25 px) that brings its `sharpness` down to at most that."""
     with warnings.catch_warnings():
         # Past PIL's pixel limit an image is treated as a decompression bomb, not decoded.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -46,13 +48,36 @@ def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool, blur
         im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
         if blur > 0:
             im = im.filter(ImageFilter.GaussianBlur(blur))
+        if max_sharpness > 0:
+            im = _soften(im, max_sharpness)
+    return _chw(im)
+
+
+def _soften(im: Image.Image, max_sharpness: float) -> Image.Image:
+    out, radius = im, 0.0
+    while sharpness(_chw(out)[None]) > max_sharpness and radius < 16:
+        radius += 0.25
+        out = im.filter(ImageFilter.GaussianBlur(radius))
+    return out
+
+
+def _chw(im: Image.Image) -> np.ndarray:
     arr = np.asarray(im, dtype=np.uint8)
-    return arr[None] if grayscale else arr.transpose(2, 0, 1)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def _try_load(source, size, grayscale, blur):
+def sharpness(images: np.ndarray) -> np.ndarray:
+    """Per image of (N, ..., H, W) uint8 images: the mean absolute difference between
+    horizontal neighbours divided by the pixels' standard deviation. It measures detail, not
+    contrast: a blurred copy scores lower, a brighter or flatter one the same."""
+    x = images.reshape(len(images), -1, images.shape[-1]).astype(np.float32)
+    std = x.std(axis=(1, 2))
+    return np.abs(np.diff(x, axis=2)).mean(axis=(1, 2)) / np.maximum(std, 1.0)
+
+
+def _try_load(source, size, grayscale, blur, max_sharpness):
     try:
-        return load_image(source, size, grayscale, blur), None
+        return load_image(source, size, grayscale, blur, max_sharpness), None
     except Exception as e:  # any undecodable file is reported, never fatal
         return None, f"cannot decode: {type(e).__name__}: {e}"
 
@@ -64,7 +89,7 @@ def class_list(labels) -> list[str]:
 
 
 def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size: int, grayscale: bool,
-          blur: float = 0.0, workers: int | None = None) -> tuple[pd.DataFrame, dict]:
+          blur: float = 0.0, max_sharpness: float = 0.0, workers: int | None = None) -> tuple[pd.DataFrame, dict]:
     """Write `<split>.npy`, `<split>.csv` and `meta.json` for every split into `out_dir`.
 
     manifest: the split stage's rows (`path` relative to raw_root, `split`, `label`, ...).
@@ -74,7 +99,7 @@ def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, siz
     out_dir = Path(out_dir)
     classes = class_list(manifest["label"])
     workers = workers or os.cpu_count() or 1
-    load = functools.partial(_try_load, size=size, grayscale=grayscale, blur=blur)
+    load = functools.partial(_try_load, size=size, grayscale=grayscale, blur=blur, max_sharpness=max_sharpness)
     failed, stats = [], {}
     pixels = csv_pixels(manifest["path"], raw_root)
     with multiprocessing.Pool(workers) as pool:
@@ -99,29 +124,24 @@ def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, siz
                 del arr
             rows = rows[ok].assign(target=lambda d: d["label"].map(classes.index))
             write_csv(rows.reindex(columns=META_COLUMNS), csv)
-    write_json({"classes": classes, "size": size, "channels": 1 if grayscale else 3, "blur": blur}, out_dir / "meta.json")
+    write_json({"classes": classes, "size": size, "channels": 1 if grayscale else 3, "blur": blur,
+                "max_sharpness": max_sharpness}, out_dir / "meta.json")
     return pd.DataFrame(failed, columns=["path", "reason"]), stats
 
 
 def image_stats(images: np.ndarray, chunk: int = 1024) -> dict:
-    """Median per-image contrast and sharpness of uint8 (N, C, H, W) images.
-
-    contrast: the standard deviation of an image's pixels. sharpness: its mean absolute
-    difference between neighbouring pixels divided by that standard deviation, so it
-    measures detail, not contrast (a blurred copy scores lower). Splits that differ much in
-    either were not made the same way, and a model trained on one does poorly on the other.
-    """
-    contrast, sharpness = [], []
+    """Median per-image contrast (standard deviation of the pixels) and `sharpness` of uint8
+    (N, C, H, W) images. Splits that differ much in either were not made the same way, and a
+    model trained on one does poorly on the other."""
+    contrast, detail = [], []
     for i in range(0, len(images), chunk):
-        x = np.asarray(images[i:i + chunk], dtype=np.float32)
-        std = x.std(axis=(1, 2, 3))
-        detail = np.abs(np.diff(x, axis=3)).mean(axis=(1, 2, 3))
-        contrast.append(std)
-        sharpness.append(detail / np.maximum(std, 1.0))
+        x = np.asarray(images[i:i + chunk])
+        contrast.append(x.reshape(len(x), -1).astype(np.float32).std(axis=1))
+        detail.append(sharpness(x))
     if not contrast:
         return {"contrast": 0.0, "sharpness": 0.0}
     return {"contrast": round(float(np.median(np.concatenate(contrast))), 2),
-            "sharpness": round(float(np.median(np.concatenate(sharpness))), 4)}
+            "sharpness": round(float(np.median(np.concatenate(detail))), 4)}
 
 
 def mismatch(stats: dict, tolerance: float = 1.5) -> str:
@@ -136,8 +156,8 @@ def mismatch(stats: dict, tolerance: float = 1.5) -> str:
             lines.append(f"{key} differs between train ({tr:g}) and test ({te:g}) by more than {tolerance:g}x")
     if not lines:
         return ""
-    hint = ("; the train images are blurrier than the test images: preprocess.blur (a Gaussian radius in "
-            "pixels) blurs every split alike" if stats["train"]["sharpness"] < stats["test"]["sharpness"] else "")
+    hint = ("; the train images are blurrier than the test images: preprocess.max_sharpness (e.g. the train "
+            "split's sharpness) softens every sharper image, of any split, to match" if stats["train"]["sharpness"] < stats["test"]["sharpness"] else "")
     return "; ".join(lines) + hint
 
 

@@ -126,13 +126,13 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
 
 def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
         classes: list[str], extra: dict | None = None, state_path: str | Path | None = None,
-        blur: float = 0.0) -> tuple[list[dict], dict]:
+        blur: float = 0.0, max_sharpness: float = 0.0) -> tuple[list[dict], dict]:
     """Train `params.model` on `train`, keep the weights with the best val accuracy.
 
     train, val: (images uint8 (N, C, H, W), class indices (N,)).
     extra: stored in the checkpoint as is (e.g. the params of the other stages).
-    blur: the Gaussian blur the cached images were made with; recorded in the checkpoint's
-    data config so that images classified later get the same.
+    blur, max_sharpness: how the cached images were blurred (preprocess); recorded in the
+    checkpoint's data config so that images classified later get the same.
     state_path: after every epoch the whole training state (weights, optimizer, scheduler,
     early-stopping state, RNG states, history) is saved there; a run with the same params
     and data that finds it resumes after the last completed epoch and, on CPU, ends
@@ -148,7 +148,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     model = create(params.model, len(classes), channels, params.pretrained, params.weights)
     if params.init_from:
         model.load_state_dict(load_checkpoint(params.init_from)[1]["model"])
-    cfg = data_config(model, size, channels, blur)
+    cfg = data_config(model, size, channels, blur, max_sharpness)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
