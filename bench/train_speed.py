@@ -106,8 +106,7 @@ def notebook_epoch(folder: Path, model_name: str, size: int, batch_size: int, de
 def our_epoch(prepared: Path, model_name: str, batch_size: int, device: torch.device, aug: AugmentParams) -> float:
     """Images/s of one epoch of the train stage's loop (warmed up on a few batches first)."""
     images, facts = load_split(prepared, "train")
-    model = create(model_name, 7).to(device, memory_format=torch.channels_last if device.type == "cuda"
-                                      else torch.contiguous_format)
+    model = create(model_name, 7).to(device, memory_format=torch.channels_last)
     cfg = data_config(model, images.shape[-1], 3)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     x, y = on_device(images, device), torch.tensor(facts["target"].to_numpy())

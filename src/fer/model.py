@@ -83,13 +83,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 
 
 def to_input(x: torch.Tensor, cfg: dict, device: torch.device) -> torch.Tensor:
-    """uint8 (B, C, H, W) batch -> normalised float batch on `device` (channels_last on CUDA)."""
+    """uint8 (B, C, H, W) batch -> normalised float batch on `device`, channels_last."""
     mean = torch.tensor(cfg["mean"], device=device).view(1, -1, 1, 1) * 255
     std = torch.tensor(cfg["std"], device=device).view(1, -1, 1, 1) * 255
     x = x.to(device, non_blocking=True)
-    if device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-    return (x.float() - mean) / std
+    return ((x.float() - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 @torch.inference_mode()
