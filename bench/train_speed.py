@@ -12,7 +12,7 @@ epoch over a subset of KDEF-size photos (562x762, as the Kaggle KDEF copy ships 
       cache that preprocess wrote once, with the same flip-only augmentation, and again with
       the default augmentation (flip, affine, colour jitter).
 
-Cases: a small model at 112 px (data handling dominates) and densenet121 at 224 px; on a CUDA
+Cases: two small models at 112 px (data handling dominates) and densenet121 at 224 px; on a CUDA
 GPU also batch 64 and the reference recipe end to end. Then it times preprocess on the
 KDEF-size data (4,900 JPEGs) and on FER2013 (35,887 files) when given. The KDEF-size photos
 are demo faces, drawn at 96x128 and enlarged with sensor noise (drawing at full size takes
@@ -48,6 +48,7 @@ CACHE = Path.home() / ".cache/fer-pipeline/bench"
 FLIP_ONLY = AugmentParams(flip=True, rotation=0, scale=0, translate=0, color_jitter=0)
 CASES = {  # name: (timm model, image size, CPU batch size, CPU images per epoch)
     "small": ("mobilenetv3_small_100", 112, 32, 512),
+    "smaller": ("mobilenetv3_small_050", 112, 32, 512),
     "densenet121": ("densenet121", 224, 8, 96),
 }
 
