@@ -12,7 +12,7 @@ epoch over a subset of KDEF-size photos (562x762, as the Kaggle KDEF copy ships 
       cache that preprocess wrote once, with the same flip-only augmentation, and again with
       the default augmentation (flip, affine, colour jitter).
 
-Cases: two small models at 112 px (data handling dominates) and densenet121 at 224 px; on a CUDA
+Cases: three small models at 112 px (data handling dominates) and densenet121 at 224 px; on a CUDA
 GPU also batch 64 and the reference recipe end to end. Then it times preprocess on the
 KDEF-size data (4,900 JPEGs) and on FER2013 (35,887 files) when given. The KDEF-size photos
 are demo faces, drawn at 96x128 and enlarged with sensor noise (drawing at full size takes
@@ -47,8 +47,9 @@ from fer.train import Batches, augmentation, fit, on_device, resolve_device, tra
 CACHE = Path.home() / ".cache/fer-pipeline/bench"
 FLIP_ONLY = AugmentParams(flip=True, rotation=0, scale=0, translate=0, color_jitter=0)
 CASES = {  # name: (timm model, image size, CPU batch size, CPU images per epoch)
-    "small": ("mobilenetv3_small_100", 112, 32, 512),
-    "smaller": ("mobilenetv3_small_050", 112, 32, 512),
+    "small": ("mobilenetv3_small_100", 112, 32, 1536),
+    "smaller": ("mobilenetv3_small_050", 112, 32, 1536),
+    "smallest": ("lcnet_035", 112, 32, 1536),
     "densenet121": ("densenet121", 224, 8, 96),
 }
 
@@ -76,7 +77,7 @@ def class_folders(images: pd.DataFrame, raw: Path, out: Path) -> Path:
 
 
 def notebook_epoch(folder: Path, model_name: str, size: int, batch_size: int, device: torch.device) -> float:
-    """Images/s of one epoch the notebook way (model built, warmed up on one batch first)."""
+    """Images/s of one epoch the notebook way (model built, warmed up on 4 batches first)."""
     cfg = data_config(timm.create_model(model_name), size, 3)
     data = datasets.ImageFolder(folder, transforms.Compose([
         transforms.Resize((size, size)), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
@@ -94,7 +95,8 @@ def notebook_epoch(folder: Path, model_name: str, size: int, batch_size: int, de
         optimizer.step()
         return loss
 
-    step(*next(iter(loader)))
+    for _, (x, y) in zip(range(4), loader):  # warm-up
+        step(x, y)
     sync(device)
     start, seen = time.perf_counter(), 0
     for x, y in loader:
@@ -105,13 +107,13 @@ def notebook_epoch(folder: Path, model_name: str, size: int, batch_size: int, de
 
 
 def our_epoch(prepared: Path, model_name: str, batch_size: int, device: torch.device, aug: AugmentParams) -> float:
-    """Images/s of one epoch of the train stage's loop (warmed up on a few batches first)."""
+    """Images/s of one epoch of the train stage's loop (warmed up on 4 batches first)."""
     images, facts = load_split(prepared, "train")
     model = create(model_name, 7).to(device, memory_format=torch.channels_last)
     cfg = data_config(model, images.shape[-1], 3)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     x, y = on_device(images, device), torch.tensor(facts["target"].to_numpy())
-    warm = Batches(x[:2 * batch_size], y[:2 * batch_size], batch_size, augmentation(aug, cfg), device,
+    warm = Batches(x[:4 * batch_size], y[:4 * batch_size], batch_size, augmentation(aug, cfg), device,
                    torch.Generator().manual_seed(0))
     train_epoch(model, warm, optimizer)
     batches = Batches(x, y, batch_size, augmentation(aug, cfg), device, torch.Generator().manual_seed(0))
