@@ -61,7 +61,8 @@ def data_config(model: nn.Module, size: int, channels: int, blur: float = 0.0, m
     mean, std = list(cfg["mean"]), list(cfg["std"])
     if channels != len(mean):
         mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
-    return {"input_size": [channels, size, size], "mean": mean, "std": std, "blur": blur, "max_sharpness": max_sharpness}
+    return {"input_size": [channels, size, size], "mean": mean, "std": std,
+            "blur": blur, "max_sharpness": max_sharpness}
 
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> None:

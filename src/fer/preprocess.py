@@ -156,9 +156,10 @@ def mismatch(stats: dict, tolerance: float = 1.5) -> str:
             lines.append(f"{key} differs between train ({tr:g}) and test ({te:g}) by more than {tolerance:g}x")
     if not lines:
         return ""
-    hint = ("; the train images are blurrier than the test images: preprocess.max_sharpness (e.g. the train "
-            "split's sharpness) softens every sharper image, of any split, to match" if stats["train"]["sharpness"] < stats["test"]["sharpness"] else "")
-    return "; ".join(lines) + hint
+    if stats["train"]["sharpness"] < stats["test"]["sharpness"]:
+        lines.append("the train images are blurrier than the test images: preprocess.max_sharpness (e.g. the "
+                     "train split's sharpness) softens every sharper image, of any split, to match")
+    return "; ".join(lines)
 
 
 def csv_pixels(paths: pd.Series, raw_root: str | Path) -> dict[str, np.ndarray]:

@@ -182,7 +182,8 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     for epoch in range(len(history) + 1, 0 if stopped else params.epochs + 1):
         start = time.perf_counter()
         try:
-            train_loss, train_acc, _ = train_epoch(step_model, batches, optimizer, weight, f"epoch {epoch}/{params.epochs}")
+            train_loss, train_acc, _ = train_epoch(
+                step_model, batches, optimizer, weight, desc=f"epoch {epoch}/{params.epochs}")
         except torch.cuda.OutOfMemoryError:
             raise FerError(
                 f"the GPU ran out of memory at train.batch_size={params.batch_size} ({params.model}, "
