@@ -1,6 +1,8 @@
 """Shared fixtures: tiny demo data and tiny params, so every test runs offline on CPU in seconds."""
 
 import os
+import subprocess
+from pathlib import Path
 
 # Without network a hub lookup retries for ~50 s; tests must never wait on it.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -9,6 +11,18 @@ import pytest  # noqa: E402
 
 from fer import demo, kdef  # noqa: E402
 from fer.params import TrainParams  # noqa: E402
+
+
+ROOT = Path(__file__).parent.parent
+
+
+def shipped_params_text() -> str:
+    """params.yaml as committed: `dvc exp run` (e.g. `make demo`) rewrites the workspace copy."""
+    try:
+        return subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: the file is all there is
+        return (ROOT / "params.yaml").read_text()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,12 @@
 import pytest
+import yaml
+from conftest import shipped_params_text
 
 from fer.params import ParamsError, load_params, parse_params
 
 
 def test_shipped_params_are_the_reference_recipe():
-    p = load_params("params.yaml")
+    p = parse_params(yaml.safe_load(shipped_params_text()))
     assert p.data.source == "kaggle:tom99763/testtt" and p.data.format == "kdef"
     assert (p.train.model, p.train.pretrained, p.preprocess.size) == ("densenet121", True, 224)
     assert (p.train.lr, p.train.batch_size, p.train.epochs) == (1e-4, 8, 50)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import shipped_params_text
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,9 @@ def run(cwd, *cmd, check=True, env=None):
 
 
 def make_repo(root: Path, params_update: dict | None) -> Path:
-    for name in ("src", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"):
+    (root / "params.yaml").parent.mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(shipped_params_text())
+    for name in ("src", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"):
         src, dst = REPO / name, root / name
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
