@@ -175,3 +175,57 @@ def test_compile_param_compiles_the_training_model(arrays, tiny_train, monkeypat
     assert compiled == []
     _, best = fit(tiny_train.model_copy(update={"epochs": 1, "compile": True}), train, val, classes)
     assert len(compiled) == 1 and not any(k.startswith("_orig_mod") for k in best["model"])
+
+
+def test_onecycle_warms_up_then_anneals_to_almost_zero(arrays, tiny_train):
+    train, val, classes = arrays
+    history, _ = fit(tiny_train.model_copy(update={"epochs": 4, "schedule": "onecycle"}), train, val, classes)
+    lr = [h["lr"] for h in history]  # at the end of each epoch; the peak is at 30% of the steps
+    assert lr[0] > 0.9 * tiny_train.lr and lr[0] > lr[1] > lr[2] > lr[3] and lr[3] < 0.01 * tiny_train.lr
+
+
+def test_an_interrupted_onecycle_run_resumes_exactly(arrays, tiny_train, tmp_path, monkeypatch):
+    import fer.train
+
+    train, val, classes = arrays
+    p = tiny_train.model_copy(update={"epochs": 3, "schedule": "onecycle"})
+    ref_history, ref_best = fit(p, train, val, classes)
+    real_predict, calls = fer.train.predict, []
+
+    def interrupted_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(fer.train, "predict", interrupted_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(p, train, val, classes, state_path=tmp_path / "state.pt")
+    monkeypatch.setattr(fer.train, "predict", real_predict)
+    history, best = fit(p, train, val, classes, state_path=tmp_path / "state.pt")
+    drop = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]  # noqa: E731
+    assert drop(history) == drop(ref_history)  # the lr of every epoch included
+    for k in ref_best["model"]:
+        assert torch.equal(best["model"][k], ref_best["model"][k]), k
+
+
+def test_label_smoothing_is_in_the_training_loss(arrays):
+    from fer.train import train_epoch
+
+    (x, y), _, classes = arrays
+    torch.manual_seed(0)
+    model = create("test_resnet", len(classes))
+    with torch.no_grad():  # confident predictions, where smoothing makes a difference
+        model.get_classifier().weight.mul_(50)
+    cfg = data_config(model, 32, 3)
+    no_aug = AugmentParams(flip=False, rotation=0, scale=0, translate=0, color_jitter=0)
+    xs, ys = torch.from_numpy(x[:32]), torch.from_numpy(y[:32])
+    with torch.no_grad():  # one batch of all 32 in train mode, as train_epoch sees it
+        expected = {s: F.cross_entropy(model.train()(to_input(xs, cfg, torch.device("cpu"))), ys, label_smoothing=s)
+                    for s in (0.0, 0.3)}
+    for s in (0.0, 0.3):
+        batches = Batches(xs, ys, 32, augmentation(no_aug, cfg), torch.device("cpu"), torch.Generator().manual_seed(0))
+        frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+        loss, _, _ = train_epoch(model, batches, frozen, label_smoothing=s)
+        assert loss == pytest.approx(expected[s].item(), rel=1e-4)
+    assert abs(expected[0.3] - expected[0.0]) > 0.1

@@ -81,6 +81,8 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
     blurred = "".join([f", Gaussian blur radius {blur:g} px" if blur else "",
                        f", every image blurred down to sharpness {soft:g}" if soft else "",
                        " (fer-predict does the same to the faces it classifies)" if blur or soft else ""])
+    schedule = ("OneCycleLR (warm-up, then annealing to ~0)" if p.get("schedule") == "onecycle" else
+                f"ReduceLROnPlateau (patience {p.get('lr_patience')}, factor {p.get('lr_factor')})")
     return f"""# Model card: {ckpt['model_name']} facial expression classifier
 
 ## Model
@@ -98,7 +100,7 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
 
 ## Training
 AdamW lr {p.get('lr')}, weight decay {p.get('weight_decay')}, batch {p.get('batch_size')}, {p.get('epochs')} epochs,
-ReduceLROnPlateau (patience {p.get('lr_patience')}, factor {p.get('lr_factor')}), early stopping
+{schedule}, label smoothing {p.get('label_smoothing', 0)}, early stopping
 {p.get('early_stopping') or 'off'}, class weights {p.get('class_weights', 'none')}, seed {p.get('seed')}.
 
 ## Test results

@@ -86,8 +86,10 @@ class TrainParams(Section):
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-4, gt=0, le=10)
     weight_decay: float = Field(0.01, ge=0)
+    schedule: Literal["plateau", "onecycle"] = "plateau"
     lr_patience: int = Field(5, ge=0)
     lr_factor: float = Field(0.1, gt=0, lt=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
     early_stopping: int = Field(0, ge=0)
     class_weights: Literal["none", "balanced"] = "none"
     augment: AugmentParams = AugmentParams()

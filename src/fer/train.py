@@ -98,8 +98,10 @@ class Batches:
 
 
 def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
-                weight: torch.Tensor | None = None, desc: str = "") -> tuple[float, float, int]:
+                weight: torch.Tensor | None = None, desc: str = "", scheduler=None,
+                label_smoothing: float = 0.0) -> tuple[float, float, int]:
     """One pass over `batches`; returns (mean loss, accuracy, images seen).
+    scheduler: stepped after every batch (a per-step schedule such as OneCycleLR).
 
     Loss and hits are summed on the device and read once at the end: reading a value per
     step would stall a GPU.
@@ -111,10 +113,12 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
         # bf16 autocast pays on GPUs only; on CPU it is many times slower than fp32.
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(x)
-            loss = F.cross_entropy(logits, y, weight=weight)
+            loss = F.cross_entropy(logits, y, weight=weight, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -152,10 +156,15 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     # channels_last: faster convolutions on GPUs and, with oneDNN, on CPUs too (1.1-1.5x here)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay, fused=cuda)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience)
     batches = Batches(on_device(train[0], device), torch.tensor(train[1]), params.batch_size,
                       augmentation(params.augment, cfg), device, generator)
+    if params.schedule == "onecycle":  # warm up to lr over 30% of the steps, then anneal to ~0: stepped per batch
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=params.lr,
+                                                        total_steps=params.epochs * len(batches))
+    else:  # cut lr when the val loss stops falling: stepped per epoch
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience)
+    per_step = scheduler if params.schedule == "onecycle" else None
     val_images = on_device(val[0], device)
     # Compiled for training only (evaluation sees other batch sizes); the weights are shared.
     step_model = torch.compile(model) if params.compile else model
@@ -183,7 +192,8 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
         start = time.perf_counter()
         try:
             train_loss, train_acc, _ = train_epoch(
-                step_model, batches, optimizer, weight, desc=f"epoch {epoch}/{params.epochs}")
+                step_model, batches, optimizer, weight, desc=f"epoch {epoch}/{params.epochs}",
+                scheduler=per_step, label_smoothing=params.label_smoothing)
         except torch.cuda.OutOfMemoryError:
             raise FerError(
                 f"the GPU ran out of memory at train.batch_size={params.batch_size} ({params.model}, "
@@ -196,7 +206,8 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
         val_y = torch.tensor(val[1])
         val_loss = F.cross_entropy(val_logits, val_y).item()
         val_acc = (val_logits.argmax(1) == val_y).float().mean().item()
-        scheduler.step(val_loss)
+        if per_step is None:
+            scheduler.step(val_loss)
         history.append({
             "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
             "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
