@@ -35,10 +35,9 @@ RECIPE = TrainParams(model="resnet10t", pretrained=False, batch_size=64, lr=1e-3
                      device="cpu")
 
 
-def round_trip_error(paths: list[Path], k: int) -> float:
+def round_trip_error(images: list[Image.Image], k: int) -> float:
     errors = []
-    for p in paths:
-        im = Image.open(p).convert("L")
+    for im in images:
         back = im.resize((k, k), Image.Resampling.LANCZOS).resize(im.size, Image.Resampling.LANCZOS)
         errors.append(np.abs(np.asarray(back, np.float32) - np.asarray(im, np.float32)).mean())
     return float(np.mean(errors))
@@ -55,19 +54,16 @@ def main():
     parser.add_argument("--max-sharpness", type=float, default=0.14, help="the recipe's preprocess.max_sharpness")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = args.fer2013
-        if root.is_file():
-            sources.extract(root, tmp)
-            root = Path(tmp)
+        root = sources.fetch(DataParams(source=str(args.fer2013), format="fer2013"), Path(tmp) / "fer2013")
         images, _ = formats.scan(root, DataParams(source=str(root), format="fer2013"))
         by_split = {s: images[images["official"] == s].reset_index(drop=True) for s in ("train", "val", "test")}
 
         print("# detail: mean absolute change (0-255) after a round trip through k px, 500 files per split")
         print("split  " + "  ".join(f"k={k:<4}" for k in ROUND_TRIPS) + "  median sharpness (48 px)")
         for split, rows in by_split.items():
-            paths = [root / p for p in rows["path"].sample(500, random_state=0)]
-            errors = "  ".join(f"{round_trip_error(paths, k):6.2f}" for k in ROUND_TRIPS)
-            sharp = np.median(sharpness(np.stack([load_image(p, 48, True) for p in paths])))
+            faces = [Image.open(root / p).convert("L") for p in rows["path"].sample(500, random_state=0)]
+            errors = "  ".join(f"{round_trip_error(faces, k):6.2f}" for k in ROUND_TRIPS)
+            sharp = np.median(sharpness(np.stack([load_image(np.asarray(im), 48, True) for im in faces])))
             print(f"{split:5}  {errors}  {sharp:.3f}")
 
         test, train = by_split["test"], by_split["train"]

@@ -170,10 +170,7 @@ def main():
         n, seconds = time_preprocess(raw, DataParams(format="kdef"), work / "kdef-prepared", 224, False)
         print(f"preprocess KDEF-size: {n} JPEGs of 562x762 -> 224 px RGB in {seconds:.1f} s ({n / seconds:.0f} img/s)")
         if args.fer2013:
-            root = args.fer2013
-            if root.is_file():
-                sources.extract(root, work / "fer2013")
-                root = work / "fer2013"
+            root = sources.fetch(DataParams(source=str(args.fer2013), format="fer2013"), work / "fer2013")
             n, seconds = time_preprocess(root, DataParams(format="fer2013"), work / "fer-prepared", 48, True)
             print(f"preprocess FER2013: {n} files -> 48 px greyscale in {seconds:.1f} s ({n / seconds:.0f} img/s)")
         if cuda:
