@@ -42,7 +42,7 @@ from fer.dataset import load_split
 from fer.model import create, data_config
 from fer.params import AugmentParams, DataParams, TrainParams
 from fer.split import assign
-from fer.train import Batches, augmentation, fit, on_device, resolve_device, train_epoch
+from fer.train import Batches, adamw, augmentation, fit, on_device, resolve_device, train_epoch
 
 CACHE = Path.home() / ".cache/fer-pipeline/bench"
 FLIP_ONLY = AugmentParams(flip=True, rotation=0, scale=0, translate=0, color_jitter=0)
@@ -111,7 +111,7 @@ def our_epoch(prepared: Path, model_name: str, batch_size: int, device: torch.de
     images, facts = load_split(prepared, "train")
     model = create(model_name, 7).to(device, memory_format=torch.channels_last)
     cfg = data_config(model, images.shape[-1], 3)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    optimizer = adamw(model, lr=1e-4)
     x, y = on_device(images, device), torch.tensor(facts["target"].to_numpy())
     warm = Batches(x[:4 * batch_size], y[:4 * batch_size], batch_size, augmentation(aug, cfg), device,
                    torch.Generator().manual_seed(0))
