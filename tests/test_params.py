@@ -2,6 +2,7 @@ import pytest
 import yaml
 from conftest import shipped_params_text
 
+from fer import FerError
 from fer.params import ParamsError, load_params, parse_params
 
 
@@ -22,6 +23,7 @@ def test_shipped_params_are_the_reference_recipe():
     ({"split": {"val": 0.5, "test": 0.6}}, "val + test = 1.1 leaves nothing to train on"),
     ({"split": {"group_by": "person"}}, "split.group_by: Input should be 'subject' or 'none'"),
     ({"data": {"source": "kaggle:no-slash"}}, "is not of the form kaggle:<owner>/<dataset>"),
+    ({"data": {"demo_size": [0, 0]}}, "data.demo_size.0: Input should be greater than or equal to 32"),
 ])
 def test_bad_params_name_the_key(raw, expected):
     with pytest.raises(ParamsError) as e:
@@ -47,3 +49,16 @@ def test_yaml_scientific_notation_without_dot_is_a_float(tmp_path):
     f = tmp_path / "params.yaml"
     f.write_text("train:\n  lr: 1e-4\n")
     assert load_params(f).train.lr == 1e-4
+
+
+@pytest.mark.parametrize("text, expected", [
+    (None, "not found: run the stages from the project root"),
+    ("train: {lr: 1e-4\n", "is not valid YAML"),
+    ("- train\n", "must hold sections"),
+])
+def test_a_missing_or_unreadable_params_file_is_a_user_error(tmp_path, text, expected):
+    f = tmp_path / "params.yaml"
+    if text is not None:
+        f.write_text(text)
+    with pytest.raises(FerError, match=expected):
+        load_params(f)

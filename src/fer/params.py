@@ -11,10 +11,12 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fer import FerError
 
 KDEF_ANGLES = ("FL", "HL", "S", "HR", "FR")
 
@@ -31,7 +33,7 @@ class DataParams(Section):
     subject_pattern: str = ""
     demo_subjects: int = Field(24, ge=4, le=70)
     demo_angles: tuple[Literal[KDEF_ANGLES], ...] = ("HL", "S", "HR")
-    demo_size: tuple[int, int] = (96, 128)
+    demo_size: tuple[Annotated[int, Field(ge=32, le=2048)], Annotated[int, Field(ge=32, le=2048)]] = (96, 128)
 
     @model_validator(mode="after")
     def _check_source(self):
@@ -105,7 +107,7 @@ class Params(Section):
     train: TrainParams = TrainParams()
 
 
-class ParamsError(ValueError):
+class ParamsError(FerError):
     """params.yaml holds a key, type or value the pipeline cannot use."""
 
 
@@ -146,6 +148,12 @@ def parse_params(raw: dict | None, origin: str = "params.yaml") -> Params:
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate `path`."""
     path = Path(path)
-    with path.open() as f:
-        raw = yaml.safe_load(f)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found: run the stages from the project root, where params.yaml is") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path} is not valid YAML: {e}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ParamsError(f"{path} must hold sections (data:, split:, preprocess:, train:), not {type(raw).__name__}")
     return parse_params(raw, origin=str(path))
