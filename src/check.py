@@ -2,20 +2,33 @@
 
 DVC accepts `-S trian.lr=1` silently; this stage depends on every param, so any change
 re-runs it, and an unknown key, a wrong type or an impossible value stops the pipeline
-here with a message that names the key. Its output never changes, so the stages after it
-re-run only for their own reasons.
+here with a message that names the key. Files that params name must exist, and
+`train.init_from` must not be one of the pipeline's own outputs (`--outputs`): DVC deletes
+those before it re-runs the stage that writes them. Its output never changes, so the
+stages after it re-run only for their own reasons.
 """
 
 import argparse
 from pathlib import Path
 
+from fer import FerError
 from fer.cli import run
 
 
 def main(params):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("marker", type=Path, help="file written when the params are valid")
+    parser.add_argument("--outputs", type=Path, nargs="*", default=[], help="files DVC deletes before re-running")
     args = parser.parse_args()
+    for key in ("weights", "init_from"):
+        path = getattr(params.train, key)
+        if path and not Path(path).is_file():
+            raise FerError(f"train.{key} {path!r} is not a file")
+    init = params.train.init_from
+    if init and Path(init).resolve() in {p.resolve() for p in args.outputs}:
+        copy = Path(init).with_name("init" + Path(init).suffix)
+        raise FerError(f"train.init_from {init} is written by this pipeline, and DVC deletes it before training "
+                       f"again: copy it first (cp {init} {copy}) and set train.init_from={copy}")
     args.marker.parent.mkdir(parents=True, exist_ok=True)
     args.marker.write_text("params.yaml is valid\n")
 

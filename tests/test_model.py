@@ -47,6 +47,17 @@ def test_missing_weights_file_is_an_error(tmp_path):
         create("test_resnet", 7, weights=str(tmp_path / "nope.pth"))
 
 
+def test_a_weights_file_that_holds_no_weights_is_an_error(tmp_path):
+    (tmp_path / "w.pth").write_text("not weights")
+    with pytest.raises(FerError, match=r"train.weights .*w.pth' could not be loaded into test_resnet"):
+        create("test_resnet", 7, weights=str(tmp_path / "w.pth"))
+
+
+def test_missing_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(FerError, match="checkpoint .*best.pt not found"):
+        load_checkpoint(tmp_path / "best.pt")
+
+
 def test_greyscale_data_config_has_one_channel():
     cfg = data_config(create("test_resnet", 7, in_chans=1), size=48, channels=1)
     assert cfg["input_size"] == [1, 48, 48] and len(cfg["mean"]) == len(cfg["std"]) == 1

@@ -107,11 +107,26 @@ def test_experiment_reruns_only_training_and_after(repo):
     assert "metrics/metrics.json" in diff
 
 
+def test_continuing_from_the_last_model_keeps_everything_and_says_how(repo):
+    # DVC deletes a stage's outputs before running it: models/best.pt cannot be the start of
+    # the run that rewrites it. The check stage says so before train has deleted anything.
+    before = {f: (repo / f).read_bytes() for f in ("models/best.pt", "metrics/train.json", "plots/history.csv")}
+    p = run(repo, "dvc", "exp", "run", "-S", "train.init_from=models/best.pt", check=False)
+    assert p.returncode != 0
+    out = p.stdout + p.stderr
+    assert "cp models/best.pt models/init.pt" in out and "Traceback" not in out
+    assert {f: (repo / f).read_bytes() for f in before} == before
+    shutil.copy(repo / "models/best.pt", repo / "models/init.pt")
+    run(repo, "dvc", "exp", "run", "-S", "train.init_from=models/init.pt", "-S", "train.epochs=1")
+    assert len(pd.read_csv(repo / "plots/history.csv")) == 1
+
+
 def test_a_misspelt_param_stops_the_experiment_and_names_it(repo):
     # DVC refuses `-S trian.lr=1` itself, but `+trian.lr=1` (or a hand edit) goes through to us.
     p = run(repo, "dvc", "exp", "run", "-S", "+trian.lr=1", check=False)
     assert p.returncode != 0
     assert "trian: unknown key (did you mean 'train'?)" in p.stdout + p.stderr
+    assert "Traceback" not in p.stdout + p.stderr
 
 
 def test_default_recipe_without_kaggle_credentials_stops_fast_with_the_fix(tmp_path):

@@ -110,6 +110,17 @@ def test_training_continues_from_a_previous_checkpoint(arrays, tiny_train, tmp_p
             torch.testing.assert_close(second["model"][k], v)
 
 
+def test_starting_from_a_checkpoint_of_another_model_is_an_error(arrays, tiny_train, tmp_path):
+    from fer.model import save_checkpoint
+
+    train, val, classes = arrays
+    _, first = fit(tiny_train.model_copy(update={"epochs": 1, "model": "test_efficientnet"}), train, val, classes)
+    save_checkpoint(first, tmp_path / "best.pt")
+    p = tiny_train.model_copy(update={"epochs": 1, "init_from": str(tmp_path / "best.pt")})
+    with pytest.raises(FerError, match="holds a test_efficientnet for \d+ classes .* this run trains a test_resnet"):
+        fit(p, train, val, classes)
+
+
 def test_non_finite_loss_keeps_the_last_good_state(arrays, tiny_train, monkeypatch, tmp_path):
     import fer.train
 
@@ -124,8 +135,6 @@ def test_non_finite_loss_keeps_the_last_good_state(arrays, tiny_train, monkeypat
 
 
 def test_gpu_out_of_memory_names_the_batch_size(arrays, tiny_train, monkeypatch):
-    import fer.train
-
     train, val, classes = arrays
 
     def out_of_memory(*args, **kwargs):

@@ -34,17 +34,21 @@ def create(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = Fa
         hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
         raise FerError(f"train.model {name!r} is not a timm model{hint}")
     kwargs = dict(num_classes=num_classes, in_chans=in_chans)
-    if weights:
-        if not Path(weights).is_file():
-            raise FerError(f"train.weights {weights!r} is not a file")
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), **kwargs)
+    if weights and not Path(weights).is_file():
+        raise FerError(f"train.weights {weights!r} is not a file")
     try:
+        if weights:
+            return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), **kwargs)
         return timm.create_model(name, pretrained=pretrained, **kwargs)
-    except (OSError, RuntimeError, ValueError) as e:
-        if not pretrained:
+    except (OSError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as e:
+        if not (pretrained or weights):
             raise
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        if weights:
+            raise FerError(f"train.weights {weights!r} could not be loaded into {name} ({reason}); it must hold "
+                           f"that model's weights (a timm .safetensors or .pth state dict)") from None
         raise FerError(
-            f"could not get pretrained weights for {name} ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            f"could not get pretrained weights for {name} ({reason}). "
             "Without network, save the weights to a file and set train.weights=PATH, "
             "or train from scratch with train.pretrained=false."
         ) from None
@@ -73,6 +77,8 @@ def save_checkpoint(ckpt: dict, path: str | Path) -> None:
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes; returns (model in eval mode, checkpoint)."""
     # weights_only: a checkpoint is data, never code to run.
+    if not Path(path).is_file():
+        raise FerError(f"checkpoint {path} not found")
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:

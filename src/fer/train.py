@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from fer import FerError
-from fer.model import create, data_config, load_checkpoint, predict, save_checkpoint, to_input
+from fer.model import create, data_config, load_checkpoint, predict, save_checkpoint
 from fer.params import AugmentParams, TrainParams
 
 
@@ -153,7 +153,15 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
         raise FerError(f"train.batch_size {params.batch_size} is larger than the train split ({len(train[1])} images)")
     model = create(params.model, len(classes), channels, params.pretrained, params.weights)
     if params.init_from:
-        model.load_state_dict(load_checkpoint(params.init_from)[1]["model"])
+        init = load_checkpoint(params.init_from)[1]
+        try:
+            model.load_state_dict(init["model"])
+        except RuntimeError:
+            raise FerError(
+                f"train.init_from {params.init_from} holds a {init['model_name']} for {len(init['classes'])} classes "
+                f"of {init['data_config']['input_size'][0]}-channel images; this run trains a {params.model} for "
+                f"{len(classes)} classes of {channels}-channel images: start from a checkpoint of the same model, "
+                "classes and preprocess.grayscale") from None
     cfg = data_config(model, size, channels, blur, max_sharpness)
     cuda = device.type == "cuda"
     if cuda:
