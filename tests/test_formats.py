@@ -1,7 +1,5 @@
 """Reading FER2013 (image folders or CSV) and any class-folder dataset."""
 
-import io
-import tarfile
 from pathlib import Path
 
 import numpy as np

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from fer import FerError
-from fer.params import Params, load_params
+from fer.params import load_params
 
 
 def run(main) -> None:
