@@ -43,6 +43,12 @@ def scan(root: str | Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
         images, skipped = scan_fer2013(root)
     else:
         images, skipped = scan_folders(root, data.subject_pattern)
+    if data.format != "kdef" and len(images) and not wanted and not images["label"].isin(CLASSES).any():
+        names = sorted(images["label"].unique())
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise FerError(f"none of the {len(names)} class folders ({shown}) names an expression ({', '.join(CLASSES)} "
+                       f"or an alias): check data.format (KDEF's own tree needs data.format=kdef), or name your "
+                       f"classes in data.classes")
     if wanted:
         keep = images["label"].isin(wanted)
         dropped = images.loc[~keep, ["path", "label"]]
