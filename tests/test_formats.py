@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from fer import FerError, formats
-from fer.labels import CLASSES, canonical
+from fer.labels import canonical
 from fer.params import DataParams
 from fer.preprocess import build
 from fer.split import assign, summary
