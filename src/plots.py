@@ -1,4 +1,4 @@
-"""Stage plots: PNG confusion matrix, accuracy and loss curves (DVC renders the CSVs too)."""
+"""Stage plots: PNG confusion matrix, accuracy and loss curves (DVC renders their data too)."""
 
 import argparse
 import json
@@ -12,14 +12,14 @@ from fer.cli import run
 
 def main(params):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("history", type=Path)
+    parser.add_argument("live_dir", type=Path, help="the train stage's dvclive folder")
     parser.add_argument("confusion", type=Path)
     parser.add_argument("meta", type=Path, help="the preprocess stage's meta.json (class order)")
     parser.add_argument("out_dir", type=Path)
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     classes = json.loads(args.meta.read_text())["classes"]
-    history = pd.read_csv(args.history)
+    history = plots.live_history(args.live_dir)
     plots.confusion_png(pd.read_csv(args.confusion), classes, args.out_dir / "confusion.png")
     plots.curve_png(history, "acc", args.out_dir / "accuracy.png")
     plots.curve_png(history, "loss", args.out_dir / "loss.png")

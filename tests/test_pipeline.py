@@ -77,8 +77,9 @@ def test_repro_produces_metrics_plots_and_an_honest_split(repo):
     manifest = pd.read_csv(repo / "data/split/manifest.csv")
     assert manifest.groupby("subject")["split"].nunique().max() == 1
     assert len(pd.read_csv(repo / "plots/confusion.csv")) == m["test_images"] == split["test_images"]
-    history = pd.read_csv(repo / "plots/history.csv")
-    assert list(history["epoch"]) == [1, 2]
+    assert list(pd.read_csv(repo / "metrics/train/plots/metrics/val_acc.tsv", sep="\t")["step"]) == [1, 2]
+    train = json.loads((repo / "metrics/train/metrics.json").read_text())
+    assert train["step"] == train["epochs_run"] == 2 and 1 <= train["best_epoch"] <= 2
     for png in ("confusion.png", "accuracy.png", "loss.png"):
         assert (repo / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     assert json.loads((repo / "metrics/export.json").read_text())["onnx_max_abs_diff"] <= 1e-4
@@ -88,7 +89,9 @@ def test_repro_produces_metrics_plots_and_an_honest_split(repo):
     shown = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
     rows = {name: shown[name][0]["content"]["data"]["values"] for name in ("plots/confusion.csv", "accuracy", "loss")}
     assert len(rows["plots/confusion.csv"]) == m["test_images"]
-    assert {r["field"] for r in rows["accuracy"]} == {"train_acc", "val_acc"} and len(rows["accuracy"]) == 4
+    for curve in ("train_acc", "val_acc"):  # one point per epoch, the epoch on x
+        assert sorted(int(r["step"]) for r in rows["accuracy"] if curve in r) == [1, 2]
+    assert shown["accuracy"][0]["content"]["encoding"]["x"]["title"] == "epoch"
 
 
 def test_experiment_reruns_only_training_and_after(repo):
@@ -100,7 +103,7 @@ def test_experiment_reruns_only_training_and_after(repo):
         assert f"Running stage '{stage}'" in out
     after = json.loads((repo / "metrics/metrics.json").read_text())
     assert after != before
-    assert len(pd.read_csv(repo / "plots/history.csv")) == 3
+    assert len(pd.read_csv(repo / "metrics/train/plots/metrics/val_acc.tsv", sep="\t")) == 3
     shown = run(repo, "dvc", "exp", "show", "--json").stdout
     assert "0.02" in shown
     diff = run(repo, "dvc", "metrics", "diff", "--json").stdout
@@ -110,7 +113,8 @@ def test_experiment_reruns_only_training_and_after(repo):
 def test_continuing_from_the_last_model_keeps_everything_and_says_how(repo):
     # DVC deletes a stage's outputs before running it: models/best.pt cannot be the start of
     # the run that rewrites it. The check stage says so before train has deleted anything.
-    before = {f: (repo / f).read_bytes() for f in ("models/best.pt", "metrics/train.json", "plots/history.csv")}
+    before = {f: (repo / f).read_bytes() for f in ("models/best.pt", "metrics/train/metrics.json",
+                                                   "metrics/train/plots/metrics/val_acc.tsv")}
     p = run(repo, "dvc", "exp", "run", "-S", "train.init_from=models/best.pt", check=False)
     assert p.returncode != 0
     out = p.stdout + p.stderr
@@ -118,7 +122,7 @@ def test_continuing_from_the_last_model_keeps_everything_and_says_how(repo):
     assert {f: (repo / f).read_bytes() for f in before} == before
     shutil.copy(repo / "models/best.pt", repo / "models/init.pt")
     run(repo, "dvc", "exp", "run", "-S", "train.init_from=models/init.pt", "-S", "train.epochs=1")
-    assert len(pd.read_csv(repo / "plots/history.csv")) == 1
+    assert len(pd.read_csv(repo / "metrics/train/plots/metrics/val_acc.tsv", sep="\t")) == 1
 
 
 def test_a_misspelt_param_stops_the_experiment_and_names_it(repo):

@@ -14,6 +14,7 @@ import yaml
 
 from fer.dataset import load_split
 from fer.params import TrainParams
+from fer.plots import live_history
 from fer.preprocess import build
 from fer.split import assign
 from fer.train import fit
@@ -33,7 +34,7 @@ def prepared(demo_raw, demo_images, tmp_path_factory):
 
 def train_cmd(workdir: Path, prepared: Path):
     (workdir / "params.yaml").write_text(yaml.safe_dump(PARAMS))
-    return [sys.executable, str(SRC / "train.py"), str(prepared), "best.pt", "history.csv", "train.json", "state.pt"]
+    return [sys.executable, str(SRC / "train.py"), str(prepared), "best.pt", "live", "state.pt"]
 
 
 def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_result(prepared, tmp_path):
@@ -55,9 +56,11 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_result(prepared
     assert 1 <= resumed_after < PARAMS["train"]["epochs"]
     assert not (killed / "state.pt").exists()  # finished: nothing left to resume
 
+    # the resumed run's log holds the whole run: the epochs before the kill are logged again
     drop = ["seconds"]
-    pd.testing.assert_frame_equal(pd.read_csv(killed / "history.csv").drop(columns=drop),
-                                  pd.read_csv(ref / "history.csv").drop(columns=drop))
+    history = live_history(killed / "live")
+    assert list(history.index) == list(range(1, PARAMS["train"]["epochs"] + 1))
+    pd.testing.assert_frame_equal(history.drop(columns=drop), live_history(ref / "live").drop(columns=drop))
     a, b = (torch.load(d / "best.pt", weights_only=True) for d in (ref, killed))
     assert a["epoch"] == b["epoch"]
     for k in a["model"]:

@@ -1,4 +1,4 @@
-"""PNG figures for people who just want to look (DVC renders the CSVs itself)."""
+"""PNG figures for people who just want to look (DVC renders the CSV and TSV files itself)."""
 
 from __future__ import annotations
 
@@ -25,11 +25,18 @@ def confusion_png(confusion: pd.DataFrame, classes: list[str], path: str | Path)
     plt.close(fig)
 
 
+def live_history(live_dir: str | Path) -> pd.DataFrame:
+    """The train stage's dvclive metrics (one `step<TAB>name` TSV per metric) as one table,
+    a row per epoch (dvclive's step is the epoch)."""
+    files = sorted(Path(live_dir, "plots", "metrics").glob("*.tsv"))
+    return pd.concat([pd.read_csv(f, sep="\t", index_col="step") for f in files], axis=1).rename_axis("epoch")
+
+
 def curve_png(history: pd.DataFrame, metric: str, path: str | Path) -> None:
-    """Train and val `metric` ("acc" or "loss") per epoch."""
+    """Train and val `metric` ("acc" or "loss") per epoch (`history`'s index)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for split in ("train", "val"):
-        ax.plot(history["epoch"], history[f"{split}_{metric}"], marker=".", label=split)
+        ax.plot(history.index, history[f"{split}_{metric}"], marker=".", label=split)
     ax.set_xlabel("epoch")
     ax.set_ylabel({"acc": "accuracy"}.get(metric, metric))
     ax.grid(alpha=0.3)

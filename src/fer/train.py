@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import kornia.augmentation as K
@@ -132,7 +133,8 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
 
 def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
         classes: list[str], extra: dict | None = None, state_path: str | Path | None = None,
-        blur: float = 0.0, max_sharpness: float = 0.0) -> tuple[list[dict], dict]:
+        blur: float = 0.0, max_sharpness: float = 0.0,
+        on_epoch: Callable[[dict], None] | None = None) -> tuple[list[dict], dict]:
     """Train `params.model` on `train`, keep the weights with the best val accuracy.
 
     train, val: (images uint8 (N, C, H, W), class indices (N,)).
@@ -143,6 +145,8 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     early-stopping state, RNG states, history) is saved there; a run with the same params
     and data that finds it resumes after the last completed epoch and, on CPU, ends
     exactly as an uninterrupted run would.
+    on_epoch: called with each epoch's history row as it ends (after a resume, first with
+    every row restored), e.g. to log it live.
     Returns (history: one dict per epoch, checkpoint of the best epoch). With
     `early_stopping` > 0, stops after that many epochs without a better val accuracy.
     """
@@ -201,6 +205,8 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         generator.set_state(state["generator"])
         tqdm.write(f"resuming after epoch {len(history)} from {state_path}")
+        for row in history if on_epoch else ():  # a resumed run reports the whole run, not its tail
+            on_epoch(row)
     for epoch in range(len(history) + 1, 0 if stopped else params.epochs + 1):
         start = time.perf_counter()
         try:
@@ -227,6 +233,8 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
             "seconds": time.perf_counter() - start,
         })
         tqdm.write(" ".join(f"{k} {v:.4g}" for k, v in history[-1].items()))
+        if on_epoch:
+            on_epoch(history[-1])
         if val_acc > best_acc:
             best_acc, since_best = val_acc, 0
             best = {
