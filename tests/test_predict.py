@@ -59,6 +59,27 @@ def test_cli_writes_json_and_annotated_copies(checkpoint, tmp_path, capsys):
     assert "1 face(s) in 1 image(s); 0 unreadable" in capsys.readouterr().err
 
 
+def test_photos_of_the_same_name_in_two_folders_get_two_annotated_copies(checkpoint, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.open(GRACE_HOPPER).save(tmp_path / folder / "grace.jpg")
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--checkpoint", str(checkpoint), "--json",
+                 str(tmp_path / "p.json"), "--annotate", str(tmp_path / "annotated"), "--device", "cpu"]) == 0
+    assert sorted(p.relative_to(tmp_path / "annotated").as_posix()
+                  for p in (tmp_path / "annotated").rglob("*.jpg")) == ["a/grace.jpg", "b/grace.jpg"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["nowhere/*.jpg"], "no such file, folder or match: nowhere/"),
+    ([GRACE_HOPPER, "--onnx", "missing.onnx"], "ONNX model missing.onnx not found"),
+])
+def test_a_missing_input_or_model_stops_with_its_name(checkpoint, tmp_path, args, expected):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args] + ["--checkpoint", str(checkpoint), "--json", str(tmp_path / "p.json")])
+    assert expected in str(e.value)
+    assert not (tmp_path / "p.json").exists()
+
+
 def test_no_detect_treats_each_image_as_one_face(checkpoint):
     faces, _ = predict_files([GRACE_HOPPER], TorchModel(checkpoint, "cpu"), detect=False)
     assert len(faces) == 1 and (faces.x[0], faces.y[0]) == (0, 0)

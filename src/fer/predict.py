@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,10 +28,14 @@ DEFAULT_CHECKPOINT = "models/best.pt"
 
 
 def expand(inputs: list[str]) -> list[Path]:
-    """Files, folders (searched recursively for images) and globs, in order, without repeats."""
+    """Files, folders (searched recursively for images) and globs, in order, without repeats.
+    An input that names nothing is an error (before any work)."""
     out = []
+    missing = [item for item in inputs if not glob.glob(item, recursive=True)]
+    if missing:
+        raise FerError(f"no such file, folder or match: {', '.join(missing)}")
     for item in inputs:
-        matches = [Path(p) for p in sorted(glob.glob(item, recursive=True))] or [Path(item)]
+        matches = [Path(p) for p in sorted(glob.glob(item, recursive=True))]
         for p in matches:
             out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]
     return list(dict.fromkeys(out))
@@ -81,6 +86,8 @@ class OnnxModel:
     def __init__(self, path: str | Path):
         import onnxruntime
 
+        if not Path(path).is_file():
+            raise FerError(f"ONNX model {path} not found; the pipeline's export stage writes models/model.onnx")
         self.session = onnxruntime.InferenceSession(str(path), providers=onnxruntime.get_available_providers())
         meta = self.session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:
@@ -122,9 +129,12 @@ def predict_files(files: list[Path], model, detect: bool = True, batch_size: int
 
 
 def annotate(faces: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """Copies of the photos with each face's box and label drawn; returns the written paths."""
+    """Copies of the photos with each face's box and label drawn, in the photos' own folder
+    tree below `out_dir` (photos of the same name in two folders stay apart); returns the
+    written paths."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    files = faces["file"].unique()
+    root = Path(os.path.commonpath([Path(f).resolve().parent for f in files])) if len(files) else Path()
     written = []
     for file, group in faces.groupby("file", sort=False):
         with Image.open(file) as im:
@@ -133,7 +143,8 @@ def annotate(faces: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         for r in group.itertuples():
             draw.rectangle((r.x, r.y, r.x + r.w, r.y + r.h), outline=(255, 40, 40), width=max(2, image.width // 200))
             draw.text((r.x + 3, r.y + 3), f"{r.label} {getattr(r, r.label):.2f}", fill=(255, 40, 40))
-        out = out_dir / Path(file).name
+        out = out_dir / Path(file).resolve().relative_to(root)
+        out.parent.mkdir(parents=True, exist_ok=True)
         image.save(out)
         written.append(out)
     return written
