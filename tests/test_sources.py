@@ -68,6 +68,10 @@ def test_kaggle_without_network_fails_fast_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("KAGGLE_USERNAME", "someone")
     monkeypatch.setenv("KAGGLE_KEY", "s3cr3t-key-123")
+    for var in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):  # no network, even where there is
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
     start = time.perf_counter()
     with pytest.raises(FerError) as e:
         sources.fetch(DataParams(source="kaggle:tom99763/testtt"), tmp_path / "out")
