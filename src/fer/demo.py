@@ -18,8 +18,10 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-EXPRESSIONS = ("AF", "AN", "DI", "HA", "NE", "SA", "SU")  # afraid, angry, disgusted, happy, neutral, sad, surprised
-ANGLES = ("FL", "HL", "S", "HR", "FR")  # full left, half left, straight, half right, full right
+from fer.labels import KDEF_ANGLES, KDEF_CODES
+
+EXPRESSIONS = tuple(KDEF_CODES)
+ANGLES = KDEF_ANGLES
 SESSIONS = ("A", "B")
 
 # Offsets from neutral at full intensity: brow raise, brow inner-end raise, eye opening, cheek raise,

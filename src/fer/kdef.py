@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer.labels import KDEF_CODES, canonical
+from fer.labels import KDEF_ANGLES, KDEF_CODES, canonical
 
 NAME = re.compile(
     r"(?P<session>[AB])(?P<sex>[FM])(?P<number>\d{2})"
-    r"(?P<code>AF|AN|DI|HA|NE|SA|SU)(?P<angle>FL|FR|HL|HR|S)\.jpe?g",
+    rf"(?P<code>{'|'.join(KDEF_CODES)})(?P<angle>{'|'.join(KDEF_ANGLES)})\.jpe?g",
     re.IGNORECASE,
 )
 COLUMNS = ["path", "label", "subject", "session", "sex", "angle"]

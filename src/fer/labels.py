@@ -10,6 +10,8 @@ KDEF_CODES = {
     "AF": "fear", "AN": "angry", "DI": "disgust", "HA": "happy",
     "NE": "neutral", "SA": "sad", "SU": "surprise",
 }
+# KDEF head angles: full left, half left, straight, half right, full right.
+KDEF_ANGLES = ("FL", "HL", "S", "HR", "FR")
 
 # Names datasets use for the same class (lower case); the canonical names map to themselves.
 ALIASES = {

@@ -17,8 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fer import FerError
+from fer.labels import KDEF_ANGLES
 
-KDEF_ANGLES = ("FL", "HL", "S", "HR", "FR")
 
 
 class Section(BaseModel):
