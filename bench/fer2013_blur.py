@@ -71,13 +71,13 @@ def main():
         classes = class_list(images["label"])
         runs = {"sharp": (by_split["val"], 0.0), "blurred": (sample.reset_index(drop=True), args.max_sharpness)}
         params = RECIPE.model_copy(update={"epochs": args.epochs})
+        y_test = test["label"].map(classes.index).to_numpy()
         print(f"\n# resnet10t from scratch, 32 px greyscale, {args.epochs} epochs, batch 64, AdamW 1e-3, "
               f"scored on PrivateTest ({len(test)} faces)")
         for name, (rows, soften) in runs.items():
             x = load([root / p for p in rows["path"]], soften)
             y = rows["label"].map(classes.index).to_numpy()
-            x_test = load([root / p for p in test["path"]], soften)
-            y_test = test["label"].map(classes.index).to_numpy()
+            x_test = load([root / p for p in test["path"]], soften)  # softened as the training faces are
             start = time.perf_counter()
             history, _ = fit(params, (x, y), (x_test, y_test), classes)
             acc = [h["val_acc"] for h in history]

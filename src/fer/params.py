@@ -20,7 +20,6 @@ from fer import FerError
 from fer.labels import KDEF_ANGLES
 
 
-
 class Section(BaseModel):
     # frozen: a stage cannot change its params behind DVC's back; forbid: typos are errors.
     model_config = ConfigDict(frozen=True, extra="forbid")

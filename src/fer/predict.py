@@ -30,13 +30,13 @@ DEFAULT_CHECKPOINT = "models/best.pt"
 def expand(inputs: list[str]) -> list[Path]:
     """Files, folders (searched recursively for images) and globs, in order, without repeats.
     An input that names nothing is an error (before any work)."""
-    out = []
-    missing = [item for item in inputs if not glob.glob(item, recursive=True)]
+    found = {item: sorted(glob.glob(item, recursive=True)) for item in inputs}
+    missing = [item for item, matches in found.items() if not matches]
     if missing:
         raise FerError(f"no such file, folder or match: {', '.join(missing)}")
-    for item in inputs:
-        matches = [Path(p) for p in sorted(glob.glob(item, recursive=True))]
-        for p in matches:
+    out = []
+    for matches in found.values():
+        for p in map(Path, matches):
             out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]
     return list(dict.fromkeys(out))
 

@@ -176,12 +176,11 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     batches = Batches(on_device(train[0], device), torch.tensor(train[1]), params.batch_size,
                       augmentation(params.augment, cfg), device, generator)
     if params.schedule == "onecycle":  # warm up to lr over 30% of the steps, then anneal to ~0: stepped per batch
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=params.lr,
-                                                        total_steps=params.epochs * len(batches))
+        scheduler = per_step = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=params.lr, total_steps=params.epochs * len(batches))
     else:  # cut lr when the val loss stops falling: stepped per epoch
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience)
-    per_step = scheduler if params.schedule == "onecycle" else None
+        scheduler, per_step = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience), None
     val_images = on_device(val[0], device)
     # Compiled for training only (evaluation sees other batch sizes); the weights are shared.
     step_model = torch.compile(model) if params.compile else model
@@ -205,8 +204,9 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         generator.set_state(state["generator"])
         tqdm.write(f"resuming after epoch {len(history)} from {state_path}")
-        for row in history if on_epoch else ():  # a resumed run reports the whole run, not its tail
-            on_epoch(row)
+        if on_epoch:  # a resumed run reports the whole run, not its tail
+            for row in history:
+                on_epoch(row)
     for epoch in range(len(history) + 1, 0 if stopped else params.epochs + 1):
         start = time.perf_counter()
         try:
