@@ -89,3 +89,27 @@ def test_checkpoint_with_code_is_refused(tmp_path, capsys):
     with pytest.raises(FerError, match="refusing to load"):
         load_checkpoint(tmp_path / "evil.pt")
     assert "this ran" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("source", ["prefixed", "another model"])
+def test_a_weights_file_that_loads_nothing_is_an_error(tmp_path, source):
+    # timm loads a file non-strictly (the classifier is new): keys under other names used to
+    # load nothing, and training went on from random weights without a word.
+    if source == "prefixed":  # as a training framework saves its wrapped model
+        sd = {f"model.{k}": v for k, v in timm.create_model("test_resnet", num_classes=1000).state_dict().items()}
+    else:
+        sd = timm.create_model("test_vit", num_classes=1000).state_dict()
+    torch.save(sd, tmp_path / "w.pth")
+    with pytest.raises(FerError, match=r"w.pth' holds no weights for \d+ of test_resnet's \d+ weight tensors "
+                                       r"\(e.g. conv1.*timm's names"):
+        create("test_resnet", 7, weights=str(tmp_path / "w.pth"))
+
+
+def test_loading_a_weights_file_leaves_the_random_stream_as_without_one(tmp_path):
+    torch.save(timm.create_model("test_resnet", num_classes=1000).state_dict(), tmp_path / "w.pth")
+    torch.manual_seed(3)
+    create("test_resnet", 7)
+    plain = torch.rand(3)
+    torch.manual_seed(3)
+    create("test_resnet", 7, weights=str(tmp_path / "w.pth"))
+    torch.testing.assert_close(torch.rand(3), plain)

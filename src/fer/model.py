@@ -38,7 +38,7 @@ def create(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = Fa
         raise FerError(f"train.weights {weights!r} is not a file")
     try:
         if weights:
-            return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), **kwargs)
+            return _from_file(name, weights, kwargs)
         return timm.create_model(name, pretrained=pretrained, **kwargs)
     except (OSError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as e:
         if not (pretrained or weights):
@@ -52,6 +52,26 @@ def create(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = Fa
             "Without network, save the weights to a file and set train.weights=PATH, "
             "or train from scratch with train.pretrained=false."
         ) from None
+
+
+def _from_file(name: str, weights: str, kwargs: dict) -> nn.Module:
+    """timm's own loading of a local weights file, checked: timm loads it non-strictly (the
+    classifier is new), so a file whose keys name other layers (another architecture, a
+    `model.` prefix from a training framework) would load nothing and train from random
+    weights without a word. A weight left as initialised means the file did not cover it."""
+    rng = torch.get_rng_state()
+    fresh = timm.create_model(name, **kwargs).state_dict()
+    torch.set_rng_state(rng)  # the same initial weights, and the run's random stream unchanged
+    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), **kwargs)
+    head = {id(p) for p in model.get_classifier().parameters()}
+    left = [k for k, p in model.named_parameters()
+            if p.dim() > 1 and id(p) not in head and torch.equal(p.detach(), fresh[k])]
+    if left:
+        total = sum(p.dim() > 1 and id(p) not in head for p in model.parameters())
+        raise FerError(f"train.weights {weights!r} holds no weights for {len(left)} of {name}'s {total} weight "
+                       f"tensors (e.g. {left[0]}), which would train from random values; it must hold that "
+                       f"model's weights under timm's names (a timm .safetensors or .pth state dict)")
+    return model
 
 
 def data_config(model: nn.Module, size: int, channels: int, blur: float = 0.0, max_sharpness: float = 0.0) -> dict:
