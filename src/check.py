@@ -2,7 +2,9 @@
 
 DVC accepts `-S trian.lr=1` silently; this stage depends on every param, so any change
 re-runs it, and an unknown key, a wrong type or an impossible value stops the pipeline
-here with a message that names the key. Files that params name must exist, and
+here with a message that names the key. Files that params name must exist,
+`train.model` must be a timm model and `train.weights` must load into it (so a typo stops
+the run before download and preprocess, and before DVC deletes the last model), and
 `train.init_from` must not be one of the pipeline's own outputs (`--outputs`): DVC deletes
 those before it re-runs the stage that writes them. Its output never changes, so the
 stages after it re-run only for their own reasons.
@@ -13,6 +15,8 @@ from pathlib import Path
 
 from fer import FerError
 from fer.cli import run
+from fer.labels import CLASSES
+from fer.model import check_name, create
 
 
 def main(params):
@@ -24,6 +28,10 @@ def main(params):
         path = getattr(params.train, key)
         if path and not Path(path).is_file():
             raise FerError(f"train.{key} {path!r} is not a file")
+    check_name(params.train.model)
+    if params.train.weights:  # the class count does not matter for the check: the classifier is new
+        create(params.train.model, len(params.data.classes or CLASSES), 1 if params.preprocess.grayscale else 3,
+               weights=params.train.weights)
     init = params.train.init_from
     if init and Path(init).resolve() in {p.resolve() for p in args.outputs}:
         copy = Path(init).with_name("init" + Path(init).suffix)

@@ -125,6 +125,20 @@ def test_continuing_from_the_last_model_keeps_everything_and_says_how(repo):
     assert len(pd.read_csv(repo / "metrics/train/plots/metrics/val_acc.tsv", sep="\t")) == 1
 
 
+@pytest.mark.parametrize("override, message", [
+    ("train.model=densenet12", "train.model 'densenet12' is not a timm model; did you mean densenet121"),
+    ("train.weights=params.yaml", "train.weights 'params.yaml' could not be loaded into test_resnet"),
+])
+def test_a_wrong_model_or_weights_file_stops_before_any_stage_and_keeps_the_model(repo, override, message):
+    before, params = (repo / "models/best.pt").read_bytes(), (repo / "params.yaml").read_text()
+    p = run(repo, "dvc", "exp", "run", "-S", override, check=False)
+    (repo / "params.yaml").write_text(params)  # a failed run leaves the override in params.yaml
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and message in out and "Traceback" not in out
+    assert "Running stage 'train'" not in out
+    assert (repo / "models/best.pt").read_bytes() == before
+
+
 def test_a_misspelt_param_stops_the_experiment_and_names_it(repo):
     # DVC refuses `-S trian.lr=1` itself, but `+trian.lr=1` (or a hand edit) goes through to us.
     p = run(repo, "dvc", "exp", "run", "-S", "+trian.lr=1", check=False)

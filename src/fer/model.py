@@ -20,6 +20,15 @@ from fer import FerError
 from fer.io import atomic_path
 
 
+def check_name(name: str) -> None:
+    """A FerError, with the closest names, unless `name` (optionally `name.tag`) is a timm model."""
+    base = name.split(".")[0]
+    if base not in timm.list_models():
+        close = difflib.get_close_matches(base, timm.list_models(), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
+        raise FerError(f"train.model {name!r} is not a timm model{hint}")
+
+
 def create(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = False, weights: str = "") -> nn.Module:
     """`timm.create_model` with errors a user can act on.
 
@@ -28,30 +37,24 @@ def create(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = Fa
     The classifier is always new, sized for `num_classes`; `in_chans=1` folds the
     pretrained first layer to greyscale.
     """
-    base = name.split(".")[0]
-    if base not in timm.list_models():
-        close = difflib.get_close_matches(base, timm.list_models(), n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
-        raise FerError(f"train.model {name!r} is not a timm model{hint}")
+    check_name(name)
     kwargs = dict(num_classes=num_classes, in_chans=in_chans)
-    if weights and not Path(weights).is_file():
-        raise FerError(f"train.weights {weights!r} is not a file")
+    if weights:
+        return _from_file(name, weights, kwargs)
+    if not pretrained:
+        return timm.create_model(name, **kwargs)
     try:
-        if weights:
-            return _from_file(name, weights, kwargs)
-        return timm.create_model(name, pretrained=pretrained, **kwargs)
-    except (OSError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as e:
-        if not (pretrained or weights):
-            raise
-        reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-        if weights:
-            raise FerError(f"train.weights {weights!r} could not be loaded into {name} ({reason}); it must hold "
-                           f"that model's weights (a timm .safetensors or .pth state dict)") from None
+        return timm.create_model(name, pretrained=True, **kwargs)
+    except (OSError, RuntimeError, ValueError, KeyError) as e:
         raise FerError(
-            f"could not get pretrained weights for {name} ({reason}). "
+            f"could not get pretrained weights for {name} ({_reason(e)}). "
             "Without network, save the weights to a file and set train.weights=PATH, "
             "or train from scratch with train.pretrained=false."
         ) from None
+
+
+def _reason(e: Exception) -> str:
+    return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
 
 
 def _from_file(name: str, weights: str, kwargs: dict) -> nn.Module:
@@ -59,10 +62,16 @@ def _from_file(name: str, weights: str, kwargs: dict) -> nn.Module:
     classifier is new), so a file whose keys name other layers (another architecture, a
     `model.` prefix from a training framework) would load nothing and train from random
     weights without a word. A weight left as initialised means the file did not cover it."""
+    if not Path(weights).is_file():
+        raise FerError(f"train.weights {weights!r} is not a file")
     rng = torch.get_rng_state()
     fresh = timm.create_model(name, **kwargs).state_dict()
     torch.set_rng_state(rng)  # the same initial weights, and the run's random stream unchanged
-    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), **kwargs)
+    try:
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), **kwargs)
+    except Exception as e:  # whatever torch.load, safetensors or load_state_dict make of a file that is not weights
+        raise FerError(f"train.weights {weights!r} could not be loaded into {name} ({_reason(e)}); it must hold "
+                       f"that model's weights (a timm .safetensors or .pth state dict)") from None
     head = {id(p) for p in model.get_classifier().parameters()}
     left = [k for k, p in model.named_parameters()
             if p.dim() > 1 and id(p) not in head and torch.equal(p.detach(), fresh[k])]
