@@ -30,6 +30,10 @@ FER2013_PARAMS := -S data.source=$(FER2013) -S data.format=fer2013 -S preprocess
 
 .PHONY: env demo fer2013 test
 env: .venv/.complete
+	@# fer-predict and `python -m fer.predict` run this clone's code: the environment is shared,
+	@# so another clone's make may have pointed them at its own copy
+	@.venv/bin/python -c "import fer, sys; sys.exit(not fer.__file__.startswith('$(CURDIR)/src/'))" 2>/dev/null \
+		|| .venv/bin/pip install -q --no-deps --no-build-isolation -e .
 
 .venv/.complete: requirements.txt
 	@if [ ! -f $(VENV)/.complete ]; then \
@@ -40,8 +44,6 @@ env: .venv/.complete
 		touch $(VENV)/.complete; \
 	fi
 	ln -sfn $(VENV) .venv
-	@# fer-predict and `python -m fer.predict` from this clone (the environment is shared)
-	.venv/bin/pip install -q --no-deps --no-build-isolation -e .
 
 demo: env
 	dvc exp run $(DEMO_PARAMS)
