@@ -2,7 +2,8 @@
 
 DVC accepts `-S trian.lr=1` silently; this stage depends on every param, so any change
 re-runs it, and an unknown key, a wrong type or an impossible value stops the pipeline
-here with a message that names the key. Files that params name must exist,
+here with a message that names the key. Files that params name must exist (`data.source`
+too, or DVC would delete the last download before the download stage found out),
 `train.model` must be a timm model and `train.weights` must load into it (so a typo stops
 the run before download and preprocess, and before DVC deletes the last model), and
 `train.init_from` must not be one of the pipeline's own outputs (`--outputs`): DVC deletes
@@ -13,7 +14,7 @@ stages after it re-run only for their own reasons.
 import argparse
 from pathlib import Path
 
-from fer import FerError
+from fer import FerError, sources
 from fer.cli import run
 from fer.labels import CLASSES
 from fer.model import check_name, create
@@ -28,6 +29,7 @@ def main(params):
         path = getattr(params.train, key)
         if path and not Path(path).is_file():
             raise FerError(f"train.{key} {path!r} is not a file")
+    sources.check(params.data.source)
     check_name(params.train.model)
     if params.train.weights:  # the class count does not matter for the check: the classifier is new
         create(params.train.model, len(params.data.classes or CLASSES), 1 if params.preprocess.grayscale else 3,

@@ -126,17 +126,21 @@ def test_continuing_from_the_last_model_keeps_everything_and_says_how(repo):
 
 
 @pytest.mark.parametrize("override, message", [
+    ("data.source=no/such/KDEF", "data.source 'no/such/KDEF' does not exist"),
     ("train.model=densenet12", "train.model 'densenet12' is not a timm model; did you mean densenet121"),
     ("train.weights=params.yaml", "train.weights 'params.yaml' could not be loaded into test_resnet"),
 ])
-def test_a_wrong_model_or_weights_file_stops_before_any_stage_and_keeps_the_model(repo, override, message):
-    before, params = (repo / "models/best.pt").read_bytes(), (repo / "params.yaml").read_text()
+def test_a_wrong_source_model_or_weights_file_stops_before_any_stage_and_keeps_all(repo, override, message):
+    def made():
+        return {p: p.read_bytes() for d in ("data/raw", "models") for p in (repo / d).rglob("*") if p.is_file()}
+
+    before, params = made(), (repo / "params.yaml").read_text()
     p = run(repo, "dvc", "exp", "run", "-S", override, check=False)
     (repo / "params.yaml").write_text(params)  # a failed run leaves the override in params.yaml
     out = p.stdout + p.stderr
     assert p.returncode != 0 and message in out and "Traceback" not in out
-    assert "Running stage 'train'" not in out
-    assert (repo / "models/best.pt").read_bytes() == before
+    assert "Running stage 'download'" not in out and "Running stage 'train'" not in out
+    assert made() == before
 
 
 def test_a_misspelt_param_stops_the_experiment_and_names_it(repo):

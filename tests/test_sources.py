@@ -5,8 +5,9 @@ import time
 import zipfile
 
 import pytest
+from test_formats import write_fer2013_csv
 
-from fer import FerError, sources
+from fer import FerError, formats, sources
 from fer.params import DataParams
 
 
@@ -59,9 +60,21 @@ def test_hostile_zip_is_refused(tmp_path):
     assert not (tmp_path / "escaped.JPG").exists()
 
 
+def test_fer2013_csv_file_is_a_source(tmp_path):
+    write_fer2013_csv(tmp_path / "fer2013.csv", [(3, " ".join(["7"] * 2304), "Training"),
+                                                 (4, " ".join(["9"] * 2304), "PrivateTest")])
+    out = sources.fetch(DataParams(source=str(tmp_path / "fer2013.csv")), tmp_path / "raw")
+    images, _ = formats.scan(out, DataParams(format="fer2013"))
+    assert list(images["label"]) == ["happy", "sad"] and list(images["official"]) == ["train", "test"]
+
+
 def test_missing_source_says_what_is_accepted(tmp_path):
     with pytest.raises(FerError, match="does not exist; give kaggle:"):
         sources.fetch(DataParams(source=str(tmp_path / "nope")), tmp_path / "out")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(FerError, match="is a file but neither an archive .* nor a .csv"):
+        sources.check(str(tmp_path / "notes.txt"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_kaggle_without_network_fails_fast_with_the_fix(tmp_path, monkeypatch):

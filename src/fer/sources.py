@@ -24,10 +24,28 @@ KAGGLE_FIX = (
 )
 
 
+def check(source: str) -> None:
+    """A FerError unless `source` names something `fetch()` can read: `demo`, `kaggle:...`, or
+    an existing folder, archive or .csv file (the check stage calls this before DVC deletes
+    the last download)."""
+    if source == "demo" or source.startswith("kaggle:") or Path(source).is_dir():
+        return
+    if Path(source).is_file():
+        if not source.lower().endswith((*ARCHIVES, ".csv")):
+            raise FerError(f"data.source {source!r} is a file but neither an archive ({', '.join(ARCHIVES)}) "
+                           "nor a .csv (fer2013.csv)")
+        return
+    raise FerError(
+        f"data.source {source!r} does not exist; give kaggle:<owner>/<dataset>, "
+        "a local folder, a .zip/.tar.gz archive, a fer2013.csv, or demo"
+    )
+
+
 def fetch(data: DataParams, out_dir: str | Path) -> Path:
     """Put the images named by `data.source` into `out_dir` (created, must not exist)."""
     out_dir = Path(out_dir)
     source = data.source
+    check(source)
     if source == "demo":
         from fer import demo
 
@@ -36,15 +54,11 @@ def fetch(data: DataParams, out_dir: str | Path) -> Path:
         _copy_tree(kaggle_download(source.removeprefix("kaggle:")), out_dir)
     elif Path(source).is_dir():
         _copy_tree(Path(source), out_dir)
-    elif Path(source).is_file() and source.lower().endswith(ARCHIVES):
-        extract(source, out_dir)
-    elif Path(source).exists():
-        raise FerError(f"data.source {source!r} is a file but not an archive ({', '.join(ARCHIVES)})")
+    elif source.lower().endswith(".csv"):
+        out_dir.mkdir(parents=True)
+        _link_or_copy(source, out_dir / Path(source).name)
     else:
-        raise FerError(
-            f"data.source {source!r} does not exist; give kaggle:<owner>/<dataset>, "
-            "a local folder, a .zip/.tar.gz archive, or demo"
-        )
+        extract(source, out_dir)
     if not any(p.is_file() for p in out_dir.rglob("*")):
         raise FerError(f"data.source {source!r} holds no files")
     return out_dir
@@ -87,15 +101,16 @@ def kaggle_download(handle: str) -> Path:
         raise FerError(f"could not download Kaggle dataset {handle!r} ({reason}).{creds}\n{KAGGLE_FIX}") from None
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
+def _link_or_copy(src, dst) -> None:
     # Hard links cost no space when the source is on the same disk (kagglehub's cache is).
-    def link_or_copy(s, d):
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
-    shutil.copytree(src, dst, copy_function=link_or_copy, symlinks=False)
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, copy_function=_link_or_copy, symlinks=False)
 
 
 def extract(archive: str | Path, out_dir: str | Path) -> None:
