@@ -8,6 +8,7 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
+from fer import demo
 from fer.export import export_onnx, model_card, parity
 from fer.model import create, data_config, save_checkpoint
 from fer.predict import OnnxModel, TorchModel, main, predict_files
@@ -35,6 +36,22 @@ def test_one_face_found_on_a_real_photo(checkpoint):
     f = faces.iloc[0]
     assert 0 <= f.x < f.x + f.w <= width and 0 <= f.y < f.y + f.h <= height and f.w > 50
     assert f[CLASSES].sum() == pytest.approx(1, abs=1e-5) and f.label in CLASSES
+
+
+def test_a_face_the_cascade_reports_twice_is_one_face(checkpoint, tmp_path):
+    # Demo faces turned aside where OpenCV's cascade returns two shifted boxes for one face.
+    demo.generate(tmp_path, subjects=24, angles=("HR",), size=(96, 128))
+    photos = [tmp_path / "AF06" / "AF06ANHR.JPG", tmp_path / "AF08" / "AF08HAHR.JPG"]
+    faces, errors = predict_files(photos, TorchModel(checkpoint, "cpu"))
+    assert errors.empty and list(faces["file"]) == list(map(str, photos))
+
+
+def test_images_without_a_face_are_named_with_the_fix(checkpoint, tmp_path, capsys):
+    Image.new("RGB", (120, 160), (90, 90, 90)).save(tmp_path / "wall.jpg")
+    assert main([str(tmp_path / "wall.jpg"), GRACE_HOPPER, "--checkpoint", str(checkpoint), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert f"no face found in 1 image(s): {tmp_path / 'wall.jpg'}." in err and "--no-detect" in err
+    assert "1 face(s) in 2 image(s)" in err
 
 
 def test_unreadable_file_is_reported_and_the_rest_predicted(checkpoint, tmp_path):

@@ -42,13 +42,20 @@ def expand(inputs: list[str]) -> list[Path]:
 
 
 def detect_faces(image: Image.Image, min_size: int = 24) -> list[tuple[int, int, int, int]]:
-    """Face boxes (x, y, w, h) found by OpenCV's bundled frontal-face Haar cascade."""
+    """Face boxes (x, y, w, h) found by OpenCV's bundled frontal-face Haar cascade.
+
+    The cascade can report one face twice, as two boxes shifted against each other; of boxes
+    that overlap by more than 0.3 (intersection over union), non-maximum suppression keeps
+    the one more detections agreed on.
+    """
     import cv2
 
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     grey = np.asarray(image.convert("L"))
-    boxes = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
-    return [tuple(int(v) for v in b) for b in boxes]
+    boxes, votes = cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
+    boxes = [tuple(int(v) for v in b) for b in boxes]
+    keep = cv2.dnn.NMSBoxes(boxes, [float(v) for v in votes], 0.0, 0.3)
+    return [boxes[i] for i in sorted(np.asarray(keep, dtype=int).ravel())]
 
 
 def face_crop(image: Image.Image, box, margin: float = 0.2) -> Image.Image:
@@ -182,6 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.annotate:
         annotate(faces, args.annotate)
     print(f"{len(faces)} face(s) in {len(files) - len(errors)} image(s); {len(errors)} unreadable", file=sys.stderr)
+    seen = set(errors["file"]) | set(faces["file"])
+    faceless = [str(f) for f in files if str(f) not in seen]
+    if faceless:
+        more = f" and {len(faceless) - 3} more" if len(faceless) > 3 else ""
+        print(f"no face found in {len(faceless)} image(s): {', '.join(faceless[:3])}{more}. The detector (OpenCV's "
+              "frontal-face cascade) misses faces turned aside or under 24 px; for face crops use --no-detect",
+              file=sys.stderr)
     return 0
 
 
