@@ -29,7 +29,7 @@ def main(params):
         path = getattr(params.train, key)
         if path and not Path(path).is_file():
             raise FerError(f"train.{key} {path!r} is not a file")
-    sources.check(params.data.source)
+    sources.check(params.data)
     check_name(params.train.model)
     if params.train.weights:  # the class count does not matter for the check: the classifier is new
         create(params.train.model, len(params.data.classes or CLASSES), 1 if params.preprocess.grayscale else 3,

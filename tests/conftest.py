@@ -44,3 +44,9 @@ def demo_images(demo_raw):
 def tiny_train():
     """Train params for a tiny timm model, no pretrained weights, on CPU."""
     return TrainParams(model="test_resnet", pretrained=False, epochs=2, batch_size=8, lr=1e-3, device="cpu")
+
+
+def write_fer2013_csv(path: Path, rows):
+    """A fer2013.csv with (emotion, pixels, Usage) rows."""
+    lines = ["emotion,pixels,Usage"] + [f"{e},{p},{u}" for e, p, u in rows]
+    path.write_text("\n".join(lines) + "\n")

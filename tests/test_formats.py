@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_fer2013_csv
 from PIL import Image
 
 from fer import FerError, formats
@@ -54,11 +55,6 @@ def test_fer2013_folders_without_prefixes_carve_val_from_train(tmp_path):
     split, protocol = assign(images, 0.2, 0.15, 0)
     assert protocol.startswith("official train/test; val carved from train")
     assert (split == "test").sum() == 6 and (split == "val").sum() == 4
-
-
-def write_fer2013_csv(path: Path, rows):
-    lines = ["emotion,pixels,Usage"] + [f"{e},{p},{u}" for e, p, u in rows]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def test_fer2013_csv_with_a_bad_row(tmp_path):

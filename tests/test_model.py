@@ -31,15 +31,27 @@ def test_hub_weights_unreachable_says_what_to_do():
         create("test_resnet", 7, pretrained=True)
 
 
-def test_local_weights_file_is_loaded(tmp_path):
+@pytest.mark.parametrize("name, head", [("test_resnet", ("fc",)),
+                                        ("levit_128s", ("head.", "head_dist."))])  # two heads, zero-started biases
+def test_local_weights_file_is_loaded(tmp_path, name, head):
     # A weights file as one saved from an ImageNet model: 1000 classes; ours has 7.
-    source = timm.create_model("test_resnet", num_classes=1000)
+    source = timm.create_model(name, num_classes=1000)
     torch.save(source.state_dict(), tmp_path / "w.pth")
-    model = create("test_resnet", 7, weights=str(tmp_path / "w.pth"))
-    body = {k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}
+    model = create(name, 7, weights=str(tmp_path / "w.pth"))
+    body = {k: v for k, v in source.state_dict().items() if not k.startswith(head)}
     for k, v in body.items():
         torch.testing.assert_close(model.state_dict()[k], v)
-    assert model.fc.out_features == 7
+    assert model.eval()(torch.randn(1, 3, 224, 224)).shape == (1, 7)
+
+
+def test_a_first_layer_timm_cannot_make_greyscale_is_named(tmp_path):
+    # timm folds a pretrained first layer to 1 channel where it can; this one's (a linear
+    # patch embedding) it re-initialises, which is no fault of the file.
+    name = "naflexvit_base_patch16_gap"
+    torch.save(timm.create_model(name, num_classes=1000).state_dict(), tmp_path / "w.pth")
+    with pytest.raises(FerError, match=r"could not fold naflexvit_base_patch16_gap's first layer "
+                                       r"\(embeds.proj.weight\) to 1 channel.*preprocess.grayscale=false"):
+        create(name, 7, in_chans=1, weights=str(tmp_path / "w.pth"))
 
 
 def test_missing_weights_file_is_an_error(tmp_path):

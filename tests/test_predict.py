@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -42,6 +43,10 @@ def test_a_face_the_cascade_reports_twice_is_one_face(checkpoint, tmp_path):
     # Demo faces turned aside where OpenCV's cascade returns two shifted boxes for one face.
     demo.generate(tmp_path, subjects=24, angles=("HR",), size=(96, 128))
     photos = [tmp_path / "AF06" / "AF06ANHR.JPG", tmp_path / "AF08" / "AF08HAHR.JPG"]
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    for photo in photos:  # the case itself: two boxes straight from the cascade
+        grey = np.asarray(Image.open(photo).convert("L"))
+        assert len(cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))) == 2
     faces, errors = predict_files(photos, TorchModel(checkpoint, "cpu"))
     assert errors.empty and list(faces["file"]) == list(map(str, photos))
 

@@ -5,7 +5,7 @@ import time
 import zipfile
 
 import pytest
-from test_formats import write_fer2013_csv
+from conftest import write_fer2013_csv
 
 from fer import FerError, formats, sources
 from fer.params import DataParams
@@ -63,9 +63,12 @@ def test_hostile_zip_is_refused(tmp_path):
 def test_fer2013_csv_file_is_a_source(tmp_path):
     write_fer2013_csv(tmp_path / "fer2013.csv", [(3, " ".join(["7"] * 2304), "Training"),
                                                  (4, " ".join(["9"] * 2304), "PrivateTest")])
-    out = sources.fetch(DataParams(source=str(tmp_path / "fer2013.csv")), tmp_path / "raw")
-    images, _ = formats.scan(out, DataParams(format="fer2013"))
+    data = DataParams(source=str(tmp_path / "fer2013.csv"), format="fer2013")
+    out = sources.fetch(data, tmp_path / "raw")
+    images, _ = formats.scan(out, data)
     assert list(images["label"]) == ["happy", "sad"] and list(images["official"]) == ["train", "test"]
+    with pytest.raises(FerError, match=r"fer2013.csv' is a .csv file.*set data.format=fer2013 \(it is kdef\)"):
+        sources.check(DataParams(source=str(tmp_path / "fer2013.csv")))
 
 
 def test_missing_source_says_what_is_accepted(tmp_path):
@@ -73,7 +76,7 @@ def test_missing_source_says_what_is_accepted(tmp_path):
         sources.fetch(DataParams(source=str(tmp_path / "nope")), tmp_path / "out")
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(FerError, match="is a file but neither an archive .* nor a .csv"):
-        sources.check(str(tmp_path / "notes.txt"))
+        sources.check(DataParams(source=str(tmp_path / "notes.txt")))
     assert not (tmp_path / "out").exists()
 
 

@@ -69,18 +69,32 @@ def _from_file(name: str, weights: str, kwargs: dict) -> nn.Module:
     torch.set_rng_state(rng)  # the same initial weights, and the run's random stream unchanged
     try:
         model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), **kwargs)
+    except MemoryError:
+        raise
     except Exception as e:  # whatever torch.load, safetensors or load_state_dict make of a file that is not weights
         raise FerError(f"train.weights {weights!r} could not be loaded into {name} ({_reason(e)}); it must hold "
                        f"that model's weights (a timm .safetensors or .pth state dict)") from None
-    head = {id(p) for p in model.get_classifier().parameters()}
-    left = [k for k, p in model.named_parameters()
-            if p.dim() > 1 and id(p) not in head and torch.equal(p.detach(), fresh[k])]
+    cfg = model.pretrained_cfg
+    heads = _names(cfg.get("classifier"))  # the layers timm leaves new (all heads of distilled models)
+    # Weights drawn at random; a constant start (zeros, ones) could equal a file's values.
+    body = [k for k, p in model.named_parameters()
+            if p.dim() > 1 and not (fresh[k] == fresh[k].flatten()[0]).all()
+            and not any(k == h or k.startswith(h + ".") for h in heads)]
+    left = [k for k in body if torch.equal(model.get_parameter(k).detach(), fresh[k])]
+    stems = _names(cfg.get("first_conv"))
+    if left and kwargs["in_chans"] != 3 and all(k.rsplit(".", 1)[0] in stems for k in left):
+        raise FerError(f"timm could not fold {name}'s first layer ({left[0]}) to {kwargs['in_chans']} channel(s), "
+                       f"so it would train from random values; set preprocess.grayscale=false or use another model")
     if left:
-        total = sum(p.dim() > 1 and id(p) not in head for p in model.parameters())
-        raise FerError(f"train.weights {weights!r} holds no weights for {len(left)} of {name}'s {total} weight "
+        raise FerError(f"train.weights {weights!r} holds no weights for {len(left)} of {name}'s {len(body)} weight "
                        f"tensors (e.g. {left[0]}), which would train from random values; it must hold that "
                        f"model's weights under timm's names (a timm .safetensors or .pth state dict)")
     return model
+
+
+def _names(value) -> tuple[str, ...]:
+    """A pretrained config's layer name or names as a tuple."""
+    return (value,) if isinstance(value, str) else tuple(value or ())
 
 
 def data_config(model: nn.Module, size: int, channels: int, blur: float = 0.0, max_sharpness: float = 0.0) -> dict:

@@ -41,7 +41,10 @@ def expand(inputs: list[str]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def detect_faces(image: Image.Image, min_size: int = 24) -> list[tuple[int, int, int, int]]:
+MIN_FACE = 24  # px: the cascade's smallest face
+
+
+def detect_faces(image: Image.Image, min_size: int = MIN_FACE) -> list[tuple[int, int, int, int]]:
     """Face boxes (x, y, w, h) found by OpenCV's bundled frontal-face Haar cascade.
 
     The cascade can report one face twice, as two boxes shifted against each other; of boxes
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if faceless:
         more = f" and {len(faceless) - 3} more" if len(faceless) > 3 else ""
         print(f"no face found in {len(faceless)} image(s): {', '.join(faceless[:3])}{more}. The detector (OpenCV's "
-              "frontal-face cascade) misses faces turned aside or under 24 px; for face crops use --no-detect",
+              f"frontal-face cascade) misses faces turned aside or under {MIN_FACE} px; for face crops use --no-detect",
               file=sys.stderr)
     return 0
 

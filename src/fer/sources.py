@@ -24,16 +24,20 @@ KAGGLE_FIX = (
 )
 
 
-def check(source: str) -> None:
-    """A FerError unless `source` names something `fetch()` can read: `demo`, `kaggle:...`, or
-    an existing folder, archive or .csv file (the check stage calls this before DVC deletes
-    the last download)."""
+def check(data: DataParams) -> None:
+    """A FerError unless `data.source` names something `fetch()` can read: `demo`, `kaggle:...`,
+    or an existing folder, archive or fer2013.csv (the check stage calls this before DVC
+    deletes the last download)."""
+    source = data.source
     if source == "demo" or source.startswith("kaggle:") or Path(source).is_dir():
         return
     if Path(source).is_file():
         if not source.lower().endswith((*ARCHIVES, ".csv")):
             raise FerError(f"data.source {source!r} is a file but neither an archive ({', '.join(ARCHIVES)}) "
                            "nor a .csv (fer2013.csv)")
+        if source.lower().endswith(".csv") and data.format != "fer2013":
+            raise FerError(f"data.source {source!r} is a .csv file, which is read as FER2013's "
+                           f"emotion,pixels,Usage table: set data.format=fer2013 (it is {data.format})")
         return
     raise FerError(
         f"data.source {source!r} does not exist; give kaggle:<owner>/<dataset>, "
@@ -45,7 +49,7 @@ def fetch(data: DataParams, out_dir: str | Path) -> Path:
     """Put the images named by `data.source` into `out_dir` (created, must not exist)."""
     out_dir = Path(out_dir)
     source = data.source
-    check(source)
+    check(data)
     if source == "demo":
         from fer import demo
 
