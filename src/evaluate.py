@@ -9,9 +9,9 @@ from pathlib import Path
 
 from fer import evaluate
 from fer.cli import run
+from fer.dataset import load_split
 from fer.io import write_csv, write_json
 from fer.model import load_checkpoint, predict
-from fer.dataset import load_split
 from fer.train import resolve_device
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from dvclive import Live
 
 from fer.cli import run
-from fer.model import save_checkpoint
 from fer.dataset import load_split
+from fer.model import save_checkpoint
 from fer.train import fit
 
 

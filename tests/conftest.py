@@ -12,7 +12,6 @@ import pytest  # noqa: E402
 from fer import demo, kdef  # noqa: E402
 from fer.params import TrainParams  # noqa: E402
 
-
 ROOT = Path(__file__).parent.parent
 
 

@@ -5,8 +5,8 @@ import torch.nn.functional as F
 
 from fer import FerError
 from fer.model import create, data_config, to_input
-from fer.preprocess import load_image
 from fer.params import AugmentParams
+from fer.preprocess import load_image
 from fer.train import Batches, augmentation, fit, on_device
 
 
