@@ -25,16 +25,14 @@ def main(params):
     parser.add_argument("marker", type=Path, help="file written when the params are valid")
     parser.add_argument("--outputs", type=Path, nargs="*", default=[], help="files DVC deletes before re-running")
     args = parser.parse_args()
-    for key in ("weights", "init_from"):
-        path = getattr(params.train, key)
-        if path and not Path(path).is_file():
-            raise FerError(f"train.{key} {path!r} is not a file")
+    init = params.train.init_from
+    if init and not Path(init).is_file():
+        raise FerError(f"train.init_from {init!r} is not a file")
     sources.check(params.data)
     check_name(params.train.model)
-    if params.train.weights:  # the class count does not matter for the check: the classifier is new
+    if params.train.weights:  # says if it is missing too; the class count does not matter: the classifier is new
         create(params.train.model, len(params.data.classes or CLASSES), 1 if params.preprocess.grayscale else 3,
                weights=params.train.weights)
-    init = params.train.init_from
     if init and Path(init).resolve() in {p.resolve() for p in args.outputs}:
         copy = Path(init).with_name("init" + Path(init).suffix)
         raise FerError(f"train.init_from {init} is written by this pipeline, and DVC deletes it before training "

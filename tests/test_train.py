@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from fer import FerError
-from fer.model import create, data_config, to_input
+from fer.model import create, data_config, save_checkpoint, to_input
 from fer.params import AugmentParams
 from fer.preprocess import load_image
 from fer.train import Batches, augmentation, fit, on_device
@@ -97,8 +97,6 @@ def test_batch_larger_than_train_split_is_an_error(arrays, tiny_train):
 
 
 def test_training_continues_from_a_previous_checkpoint(arrays, tiny_train, tmp_path):
-    from fer.model import save_checkpoint
-
     train, val, classes = arrays
     _, first = fit(tiny_train.model_copy(update={"epochs": 1}), train, val, classes)
     save_checkpoint(first, tmp_path / "best.pt")
@@ -111,8 +109,6 @@ def test_training_continues_from_a_previous_checkpoint(arrays, tiny_train, tmp_p
 
 
 def test_starting_from_a_checkpoint_of_another_model_is_an_error(arrays, tiny_train, tmp_path):
-    from fer.model import save_checkpoint
-
     train, val, classes = arrays
     _, first = fit(tiny_train.model_copy(update={"epochs": 1, "model": "test_efficientnet"}), train, val, classes)
     save_checkpoint(first, tmp_path / "best.pt")
