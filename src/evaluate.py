@@ -1,6 +1,7 @@
 """Stage evaluate: the best checkpoint on the test split.
 
-Writes the metrics JSON (flat accuracy, macro_f1, balanced_accuracy, majority_baseline;
+Faces are scored as `evaluate.tta` says (flip: averaged with their mirror image), as the
+exported model and fer-predict score them. Writes the metrics JSON (flat accuracy, macro_f1, balanced_accuracy, majority_baseline;
 per-class and per-angle detail nested) and one `actual,predicted` row per test image.
 """
 
@@ -26,13 +27,13 @@ def main(params):
     model, ckpt = load_checkpoint(args.checkpoint, device)
     images, meta = load_split(args.prepared_dir, "test")
     _, train_meta = load_split(args.prepared_dir, "train")
-    y_pred = predict(model, images, ckpt["data_config"], device).argmax(1).numpy()
+    y_pred = predict(model, images, ckpt["data_config"], device, tta=params.evaluate.tta).argmax(1).numpy()
     y_true, classes = meta["target"].to_numpy(), ckpt["classes"]
     result = evaluate.metrics(y_true, y_pred, classes, train_meta["target"], meta["angle"])
     write_json(result, args.metrics)
     write_csv(evaluate.confusion_rows(y_true, y_pred, classes), args.confusion)
     print(f"evaluate: test accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
-          f"majority baseline {result['majority_baseline']:.4f} ({len(y_true)} images)")
+          f"majority baseline {result['majority_baseline']:.4f} ({len(y_true)} images, tta {params.evaluate.tta})")
 
 
 if __name__ == "__main__":

@@ -28,14 +28,15 @@ def main(params):
     parser.add_argument("metrics", type=Path)
     args = parser.parse_args()
     model, ckpt = load_checkpoint(args.checkpoint)
-    export_onnx(model, ckpt, args.onnx)
+    tta = params.evaluate.tta
+    export_onnx(model, ckpt, args.onnx, tta=tta)
     images, _ = load_split(args.prepared_dir, "test")
-    max_diff = parity(model, ckpt, args.onnx, images)
+    max_diff = parity(model, ckpt, args.onnx, images, tta)
     if max_diff > TOLERANCE:
         raise FerError(f"ONNX and PyTorch disagree on the test split by {max_diff:.2e} (> {TOLERANCE:g})")
     metrics = json.loads(args.test_metrics.read_text())
     split = json.loads(args.split_metrics.read_text())
-    write_text(model_card(ckpt, metrics, split, max_diff, args.onnx.name), args.card)
+    write_text(model_card(ckpt, metrics, split, max_diff, args.onnx.name, tta), args.card)
     write_json({"onnx_max_abs_diff": max_diff, "onnx_bytes": args.onnx.stat().st_size}, args.metrics)
     print(f"export: {args.onnx} ({args.onnx.stat().st_size / 1e6:.1f} MB), max |ONNX - PyTorch| = {max_diff:.2e} "
           f"on {len(images)} test images; model card {args.card}")

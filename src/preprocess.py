@@ -19,7 +19,7 @@ def main(params):
     args = parser.parse_args()
     manifest = pd.read_csv(args.manifest, dtype=str)
     p = params.preprocess
-    failed, stats = preprocess.build(manifest, args.raw_dir, args.out_dir, p.size, p.grayscale, p.blur, p.max_sharpness)
+    failed, stats = preprocess.build(manifest, args.raw_dir, args.out_dir, p.size, p.grayscale)
     write_csv(failed, args.out_dir / "skipped.csv")
     write_json({"decoded": len(manifest) - len(failed), "undecodable": len(failed), "images": stats}, args.metrics)
     print(f"preprocess: {len(manifest) - len(failed)} images at {p.size}px in {args.out_dir}"

@@ -43,8 +43,7 @@ def main(params):
         history, best = fit(
             params.train, (x_train, m_train["target"].to_numpy()), (x_val, m_val["target"].to_numpy()),
             meta["classes"], extra={"preprocess": params.preprocess.model_dump(), "data": params.data.model_dump()},
-            state_path=args.state, blur=meta.get("blur", 0.0), max_sharpness=meta.get("max_sharpness", 0.0),
-            on_epoch=log,
+            state_path=args.state, on_epoch=log,
         )
         seconds = time.perf_counter() - start
         save_checkpoint(best, args.checkpoint)

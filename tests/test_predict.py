@@ -107,19 +107,36 @@ def test_no_detect_treats_each_image_as_one_face(checkpoint):
     assert len(faces) == 1 and (faces.x[0], faces.y[0]) == (0, 0)
 
 
-def test_onnx_matches_pytorch(checkpoint, tmp_path):
+@pytest.mark.parametrize("tta", ["none", "flip"])
+def test_onnx_matches_pytorch(checkpoint, tmp_path, tta):
     from fer.model import load_checkpoint
 
     model, ckpt = load_checkpoint(checkpoint)
-    export_onnx(model, ckpt, tmp_path / "model.onnx")
+    export_onnx(model, ckpt, tmp_path / "model.onnx", tta=tta)
     c = ckpt["data_config"]["input_size"][0]
     images = np.random.default_rng(0).integers(0, 256, (20, c, 48, 48), dtype=np.uint8)
-    assert parity(model, ckpt, tmp_path / "model.onnx", images) <= 1e-4
+    assert parity(model, ckpt, tmp_path / "model.onnx", images, tta) <= 1e-4
     onnx_model = OnnxModel(tmp_path / "model.onnx")
-    assert onnx_model.classes == CLASSES
+    assert onnx_model.classes == CLASSES and onnx_model.tta == tta
     a, _ = predict_files([GRACE_HOPPER], onnx_model)
-    b, _ = predict_files([GRACE_HOPPER], TorchModel(checkpoint, "cpu"))
+    b, _ = predict_files([GRACE_HOPPER], TorchModel(checkpoint, "cpu", tta))
     np.testing.assert_allclose(a[CLASSES].to_numpy(), b[CLASSES].to_numpy(), atol=1e-4)
+
+
+def test_flip_tta_averages_a_face_with_its_mirror_image(checkpoint, tmp_path):
+    from fer.model import load_checkpoint
+
+    model, ckpt = load_checkpoint(checkpoint)
+    c = ckpt["data_config"]["input_size"][0]
+    face = np.random.default_rng(1).integers(0, 256, (1, c, 48, 48), dtype=np.uint8)
+    one, mirror = TorchModel(checkpoint, "cpu", "none")(face), TorchModel(checkpoint, "cpu", "none")(face[..., ::-1])
+    flip = TorchModel(checkpoint, "cpu", "flip")(face)
+    np.testing.assert_allclose(flip, (one + mirror) / 2, atol=1e-6)
+    assert np.abs(flip - one).max() > 1e-4  # the random face is not symmetric: the averaging shows
+    # fer-predict's default is what evaluate.tta's default scores; an ONNX file keeps what it was exported with
+    export_onnx(model, ckpt, tmp_path / "plain.onnx", tta="none")
+    with pytest.raises(SystemExit, match="exported with tta none"):
+        main([str(GRACE_HOPPER), "--onnx", str(tmp_path / "plain.onnx"), "--tta", "flip"])
 
 
 def test_model_card_says_what_was_measured(checkpoint):
@@ -130,23 +147,3 @@ def test_model_card_says_what_was_measured(checkpoint):
     for text in ("subject-disjoint", "No person appears in two splits", "| 0.9000 | 0.8000 | 0.8500 | 0.1400 |",
                  "## Intended use and limits", "confusion.png", "| happy |"):
         assert text in card
-
-
-def test_blur_of_the_training_images_is_applied_to_faces(checkpoint, tmp_path):
-    from fer.model import load_checkpoint
-    from fer.preprocess import load_image
-
-    ckpt = torch.load(checkpoint, weights_only=True)
-    ckpt["data_config"] = {**ckpt["data_config"], "blur": 3.0}  # as preprocess.blur=3 records it
-    save_checkpoint(ckpt, tmp_path / "blurred.pt")
-    model = TorchModel(tmp_path / "blurred.pt", "cpu")
-    faces, _ = predict_files([GRACE_HOPPER], model, detect=False)
-    grey = ckpt["data_config"]["input_size"][0] == 1
-    photo = np.asarray(Image.open(GRACE_HOPPER).convert("RGB"))
-    blurred, sharp = model(load_image(photo, 48, grey, blur=3)[None]), model(load_image(photo, 48, grey)[None])
-    np.testing.assert_allclose(faces[CLASSES].to_numpy(), blurred, atol=1e-5)
-    assert np.abs(sharp - blurred).max() > 1e-4
-    # the exported model carries the blur in its metadata, so ONNX predictions match
-    export_onnx(*load_checkpoint(tmp_path / "blurred.pt"), tmp_path / "model.onnx")
-    onnx_faces, _ = predict_files([GRACE_HOPPER], OnnxModel(tmp_path / "model.onnx"), detect=False)
-    np.testing.assert_allclose(onnx_faces[CLASSES].to_numpy(), faces[CLASSES].to_numpy(), atol=1e-4)

@@ -15,27 +15,31 @@ import torch
 from torch import nn
 
 from fer.io import atomic_path
+from fer.model import flip_average
 
 
 class Probabilities(nn.Module):
-    """model(normalise(pixels)).softmax(): what a user of the exported file wants out."""
+    """model(normalise(pixels)).softmax(), averaged with the mirror image's when tta is "flip":
+    what a user of the exported file wants out."""
 
-    def __init__(self, model: nn.Module, mean, std):
+    def __init__(self, model: nn.Module, mean, std, tta: str = "none"):
         super().__init__()
-        self.model = model
+        self.model, self.tta = model, tta
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255)
 
     def forward(self, pixels):
-        return self.model((pixels - self.mean) / self.std).softmax(1)
+        x = (pixels - self.mean) / self.std
+        return flip_average(self.model, x) if self.tta == "flip" else self.model(x).softmax(1)
 
 
-def export_onnx(model: nn.Module, ckpt: dict, path: str | Path, opset: int = 17) -> None:
-    """Write `model` (eval mode, CPU) as ONNX with a dynamic batch axis and class metadata."""
+def export_onnx(model: nn.Module, ckpt: dict, path: str | Path, opset: int = 17, tta: str = "none") -> None:
+    """Write `model` (eval mode, CPU) as ONNX with a dynamic batch axis and class metadata;
+    tta "flip" puts the mirror-image averaging inside the graph (metadata `tta`)."""
     import onnx
 
     cfg = ckpt["data_config"]
-    wrapped = Probabilities(model.cpu().eval(), cfg["mean"], cfg["std"]).eval()
+    wrapped = Probabilities(model.cpu().eval(), cfg["mean"], cfg["std"], tta).eval()
     example = torch.full((2, *cfg["input_size"]), 128.0)
     with atomic_path(path) as tmp:
         torch.onnx.export(
@@ -44,26 +48,26 @@ def export_onnx(model: nn.Module, ckpt: dict, path: str | Path, opset: int = 17)
         )
         proto = onnx.load(str(tmp))
         for key, value in {"classes": ckpt["classes"], "data_config": cfg, "model_name": ckpt["model_name"],
-                           "epoch": ckpt["epoch"]}.items():
+                           "epoch": ckpt["epoch"], "tta": tta}.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, json.dumps(value)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
 
 
-def parity(model: nn.Module, ckpt: dict, onnx_path: str | Path, images: np.ndarray) -> float:
+def parity(model: nn.Module, ckpt: dict, onnx_path: str | Path, images: np.ndarray, tta: str = "none") -> float:
     """Largest absolute difference between PyTorch's and onnxruntime's probabilities on `images`."""
     import onnxruntime
 
     from fer.model import predict
 
-    torch_probs = predict(model, images, ckpt["data_config"], torch.device("cpu")).softmax(1).numpy()
+    torch_probs = predict(model, images, ckpt["data_config"], torch.device("cpu"), tta=tta).softmax(1).numpy()
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     onnx_probs = session.run(None, {"pixels": np.asarray(images, dtype=np.float32)})[0]
     return float(np.abs(torch_probs - onnx_probs).max())
 
 
-def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_name: str) -> str:
+def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_name: str, tta: str = "none") -> str:
     """Markdown describing the run: data and protocol, params, test metrics, intended use and limits."""
     data, pre = ckpt.get("extra", {}).get("data", {}), ckpt.get("extra", {}).get("preprocess", {})
     p = ckpt["params"]
@@ -77,10 +81,6 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
                if split.get("protocol") != "official split" else
                "The dataset's official split was used; it does not identify people, so some may appear in two splits.")
     cfg = ckpt["data_config"]
-    blur, soft = cfg.get("blur", 0), cfg.get("max_sharpness", 0)
-    blurred = "".join([f", Gaussian blur radius {blur:g} px" if blur else "",
-                       f", every image blurred down to sharpness {soft:g}" if soft else "",
-                       " (fer-predict does the same to the faces it classifies)" if blur or soft else ""])
     schedule = ("OneCycleLR (warm-up, then annealing to ~0)" if p.get("schedule") == "onecycle" else
                 f"ReduceLROnPlateau (patience {p.get('lr_patience')}, factor {p.get('lr_factor')})")
     return f"""# Model card: {ckpt['model_name']} facial expression classifier
@@ -92,9 +92,10 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
 - Checkpoint: epoch {ckpt['epoch']} of {p.get('epochs')} (best validation accuracy {ckpt.get('val_acc', float('nan')):.4f}).
 - ONNX: `{onnx_name}` (pixels 0-255 in, probabilities out; largest difference from PyTorch on
   {metrics['test_images']} test images: {max_diff:.2e}).
+- Test-time augmentation: {'each face averaged with its mirror image (in the ONNX graph too)' if tta == 'flip' else 'none'}.
 
 ## Data
-- Source: `{data.get('source', '?')}` (format `{data.get('format', '?')}`), cached at {pre.get('size', '?')} px{blurred}.
+- Source: `{data.get('source', '?')}` (format `{data.get('format', '?')}`), cached at {pre.get('size', '?')} px.
 - Split protocol: **{split.get('protocol', '?')}**; {split.get('train_images')} train / {split.get('val_images')}
   val / {split.get('test_images')} test images. {honesty}
 

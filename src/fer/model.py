@@ -97,9 +97,8 @@ def _names(value) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value or ())
 
 
-def data_config(model: nn.Module, size: int, channels: int, blur: float = 0.0, max_sharpness: float = 0.0) -> dict:
-    """Input size and normalisation for `model`, from timm's config for it, and the blur
-    the cached images were made with (an image to classify gets the same).
+def data_config(model: nn.Module, size: int, channels: int) -> dict:
+    """Input size and normalisation for `model`, from timm's config for it.
 
     The size is the cached one (every timm CNN accepts it). A greyscale model gets the
     mean of timm's per-channel mean/std.
@@ -108,8 +107,7 @@ def data_config(model: nn.Module, size: int, channels: int, blur: float = 0.0, m
     mean, std = list(cfg["mean"]), list(cfg["std"])
     if channels != len(mean):
         mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
-    return {"input_size": [channels, size, size], "mean": mean, "std": std,
-            "blur": blur, "max_sharpness": max_sharpness}
+    return {"input_size": [channels, size, size], "mean": mean, "std": std}
 
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> None:
@@ -140,10 +138,18 @@ def to_input(x: torch.Tensor, cfg: dict, device: torch.device) -> torch.Tensor:
     return ((x.float() - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
+def flip_average(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Class probabilities of `x` averaged with those of its mirror image (test-time
+    augmentation: a mirrored face shows the same expression)."""
+    return (model(x).float().softmax(1) + model(x.flip(3)).float().softmax(1)) / 2
+
+
 @torch.inference_mode()
-def predict(model: nn.Module, images, cfg: dict, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+def predict(model: nn.Module, images, cfg: dict, device: torch.device, batch_size: int = 256,
+            tta: str = "none") -> torch.Tensor:
     """Logits (N, classes) on the CPU for uint8 `images` (N, C, H, W: an array, a memory-mapped
-    cache or a tensor already on `device`), in eval mode."""
+    cache or a tensor already on `device`), in eval mode. tta "flip": the log of `flip_average`'s
+    probabilities, which softmax, argmax and cross-entropy read as they read logits."""
     was_training = model.training
     model.eval()
     out = []
@@ -151,6 +157,6 @@ def predict(model: nn.Module, images, cfg: dict, device: torch.device, batch_siz
         x = images[i:i + batch_size]
         x = to_input(x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x)), cfg, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(model(x).float())
+            out.append(flip_average(model, x).log() if tta == "flip" else model(x).float())
     model.train(was_training)
     return torch.cat(out).cpu() if out else torch.empty(0, 0)

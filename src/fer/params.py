@@ -66,8 +66,6 @@ class SplitParams(Section):
 class PreprocessParams(Section):
     size: int = Field(224, ge=16, le=1024)
     grayscale: bool = False
-    blur: float = Field(0.0, ge=0, le=64)
-    max_sharpness: float = Field(0.0, ge=0)
 
 
 class AugmentParams(Section):
@@ -76,6 +74,7 @@ class AugmentParams(Section):
     scale: float = Field(0.1, ge=0, lt=1)
     translate: float = Field(0.05, ge=0, lt=0.5)
     color_jitter: float = Field(0.2, ge=0, le=1)
+    erasing: float = Field(0.0, ge=0, le=1)
 
 
 class TrainParams(Section):
@@ -91,6 +90,8 @@ class TrainParams(Section):
     lr_patience: int = Field(5, ge=0)
     lr_factor: float = Field(0.1, gt=0, lt=1)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    mixup: float = Field(0.0, ge=0)
+    cutmix: float = Field(0.0, ge=0)
     early_stopping: int = Field(0, ge=0)
     class_weights: Literal["none", "balanced"] = "none"
     augment: AugmentParams = AugmentParams()
@@ -98,12 +99,24 @@ class TrainParams(Section):
     compile: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    @model_validator(mode="after")
+    def _check_mixing(self):
+        if (self.mixup or self.cutmix) and self.batch_size % 2:
+            raise ValueError(f"mixup and cutmix pair each image with another: batch_size must be even "
+                             f"(got {self.batch_size})")
+        return self
+
+
+class EvaluateParams(Section):
+    tta: Literal["none", "flip"] = "flip"
+
 
 class Params(Section):
     data: DataParams = DataParams()
     split: SplitParams = SplitParams()
     preprocess: PreprocessParams = PreprocessParams()
     train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
 
 
 class ParamsError(FerError):

@@ -72,7 +72,7 @@ def face_crop(image: Image.Image, box, margin: float = 0.2) -> Image.Image:
 class TorchModel:
     """A checkpoint from the train stage, on `device`."""
 
-    def __init__(self, checkpoint: str | Path, device: str = "auto"):
+    def __init__(self, checkpoint: str | Path, device: str = "auto", tta: str = "flip"):
         import torch
 
         from fer.model import load_checkpoint
@@ -80,13 +80,13 @@ class TorchModel:
 
         self.device = resolve_device(device)
         self.model, ckpt = load_checkpoint(checkpoint, self.device)
-        self.classes, self.data_config = ckpt["classes"], ckpt["data_config"]
+        self.classes, self.data_config, self.tta = ckpt["classes"], ckpt["data_config"], tta
         self._torch = torch
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         from fer.model import predict
 
-        logits = predict(self.model, batch, self.data_config, self.device)
+        logits = predict(self.model, batch, self.data_config, self.device, tta=self.tta)
         return self._torch.softmax(logits, 1).numpy()
 
 
@@ -103,6 +103,7 @@ class OnnxModel:
         if "classes" not in meta:
             raise FerError(f"{path} has no class metadata; export it with the pipeline's export stage")
         self.classes, self.data_config = json.loads(meta["classes"]), json.loads(meta["data_config"])
+        self.tta = json.loads(meta.get("tta", '"none"'))  # averaging over flips is inside the graph, if at all
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"pixels": batch.astype(np.float32)})[0]
@@ -126,8 +127,7 @@ def predict_files(files: list[Path], model, detect: bool = True, batch_size: int
         boxes = detect_faces(image) if detect else [(0, 0, image.width, image.height)]
         for box in boxes:
             region = face_crop(image, box) if detect else image
-            crops.append(load_image(np.asarray(region), size, grey, model.data_config.get("blur", 0.0),
-                                    model.data_config.get("max_sharpness", 0.0)))
+            crops.append(load_image(np.asarray(region), size, grey))
             rows.append({"file": str(f), "x": box[0], "y": box[1], "w": box[2], "h": box[3]})
     probs = np.concatenate([model(np.stack(crops[i:i + batch_size])) for i in range(0, len(crops), batch_size)]) \
         if crops else np.zeros((0, len(model.classes)))
@@ -171,9 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--annotate", metavar="DIR", help="write copies of the photos with boxes and labels")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--tta", choices=["flip", "none"],
+                        help="flip: average each face with its mirror image, as evaluate.tta=flip (the default) "
+                             "scores the test split; an ONNX file does what it was exported with")
     args = parser.parse_args(argv)
     try:
-        model = OnnxModel(args.onnx) if args.onnx else TorchModel(args.checkpoint, args.device)
+        model = OnnxModel(args.onnx) if args.onnx else TorchModel(args.checkpoint, args.device, args.tta or "flip")
+        if args.onnx and args.tta and args.tta != model.tta:
+            raise FerError(f"{args.onnx} was exported with tta {model.tta}, so --tta {args.tta} cannot apply; "
+                           f"export again with evaluate.tta={args.tta}, or leave out --tta")
         files = expand(args.inputs)
         if not files:
             raise FerError(f"no image files in {' '.join(args.inputs)}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from fer.dataset import split_files
@@ -27,12 +27,9 @@ from fer.split import SPLITS
 META_COLUMNS = ["path", "label", "target", "subject", "angle", "session"]
 
 
-def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool, blur: float = 0.0,
-               max_sharpness: float = 0.0) -> np.ndarray:
+def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool) -> np.ndarray:
     """One image (a file, or pixels already in an array) as a (C, size, size) uint8 array:
-    upright, centre-cropped square, resized, then Gaussian-blurred with radius `blur` (pixels
-    at `size`) when it is > 0, then, when `max_sharpness` > 0, blurred with the smallest
-    radius (in steps of 0.25 px) that brings its `sharpness` down to at most that."""
+    upright, centre-cropped square, resized."""
     with warnings.catch_warnings():
         # Past PIL's pixel limit an image is treated as a decompression bomb, not decoded.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -46,19 +43,7 @@ def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool, blur
             im = Image.fromarray(((a >> 8) if im.mode != "I" or a.max() > 255 else a).clip(0, 255).astype(np.uint8))
         im = im.convert("L" if grayscale else "RGB")
         im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
-        if blur > 0:
-            im = im.filter(ImageFilter.GaussianBlur(blur))
-        if max_sharpness > 0:
-            im = _soften(im, max_sharpness)
     return _chw(im)
-
-
-def _soften(im: Image.Image, max_sharpness: float) -> Image.Image:
-    out, radius = im, 0.0
-    while sharpness(_chw(out)[None]) > max_sharpness and radius < 16:
-        radius += 0.25
-        out = im.filter(ImageFilter.GaussianBlur(radius))
-    return out
 
 
 def _chw(im: Image.Image) -> np.ndarray:
@@ -75,9 +60,9 @@ def sharpness(images: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(x, axis=2)).mean(axis=(1, 2)) / np.maximum(std, 1.0)
 
 
-def _try_load(source, size, grayscale, blur, max_sharpness):
+def _try_load(source, size, grayscale):
     try:
-        return load_image(source, size, grayscale, blur, max_sharpness), None
+        return load_image(source, size, grayscale), None
     except Exception as e:  # any undecodable file is reported, never fatal
         return None, f"cannot decode: {type(e).__name__}: {e}"
 
@@ -89,7 +74,7 @@ def class_list(labels) -> list[str]:
 
 
 def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size: int, grayscale: bool,
-          blur: float = 0.0, max_sharpness: float = 0.0, workers: int | None = None) -> tuple[pd.DataFrame, dict]:
+          workers: int | None = None) -> tuple[pd.DataFrame, dict]:
     """Write `<split>.npy`, `<split>.csv` and `meta.json` for every split into `out_dir`.
 
     manifest: the split stage's rows (`path` relative to raw_root, `split`, `label`, ...).
@@ -99,7 +84,7 @@ def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, siz
     out_dir = Path(out_dir)
     classes = class_list(manifest["label"])
     workers = workers or os.cpu_count() or 1
-    load = functools.partial(_try_load, size=size, grayscale=grayscale, blur=blur, max_sharpness=max_sharpness)
+    load = functools.partial(_try_load, size=size, grayscale=grayscale)
     failed, stats = [], {}
     pixels = csv_pixels(manifest["path"], raw_root)
     with multiprocessing.Pool(workers) as pool:
@@ -124,8 +109,7 @@ def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, siz
                 del arr
             rows = rows[ok].assign(target=lambda d: d["label"].map(classes.index))
             write_csv(rows.reindex(columns=META_COLUMNS), csv)
-    write_json({"classes": classes, "size": size, "channels": 1 if grayscale else 3, "blur": blur,
-                "max_sharpness": max_sharpness}, out_dir / "meta.json")
+    write_json({"classes": classes, "size": size, "channels": 1 if grayscale else 3}, out_dir / "meta.json")
     return pd.DataFrame(failed, columns=["path", "reason"]), stats
 
 
@@ -156,9 +140,8 @@ def mismatch(stats: dict, tolerance: float = 1.5) -> str:
             lines.append(f"{key} differs between train ({tr:g}) and test ({te:g}) by more than {tolerance:g}x")
     if not lines:
         return ""
-    if stats["train"]["sharpness"] < stats["test"]["sharpness"]:
-        lines.append("the train images are blurrier than the test images: preprocess.max_sharpness (e.g. the "
-                     "train split's sharpness) softens every sharper image, of any split, to match")
+    lines.append("the splits were not made the same way (another source, scaling or compression), and a model "
+                 "trained on one does worse on the other: check how the copy was made, or get another copy")
     return "; ".join(lines)
 
 

@@ -57,7 +57,20 @@ def augmentation(aug: AugmentParams, cfg: dict) -> nn.Sequential:
         j = aug.color_jitter
         steps.append(K.ColorJitter(brightness=j, contrast=j, saturation=j if cfg["input_size"][0] == 3 else 0, p=1.0))
     steps.append(K.Normalize(mean=torch.tensor(cfg["mean"]), std=torch.tensor(cfg["std"])))
+    if aug.erasing:  # after normalising, as timm does: the blanked rectangle is the mean face's value, 0
+        steps.append(K.RandomErasing(p=aug.erasing))
     return nn.Sequential(*steps)
+
+
+def mixing(params: TrainParams, num_classes: int):
+    """timm's Mixup (mixup and/or cutmix, per batch) when either alpha is set, else None. It
+    returns soft targets with the label smoothing folded in."""
+    if not (params.mixup or params.cutmix):
+        return None
+    from timm.data import Mixup
+
+    return Mixup(mixup_alpha=params.mixup, cutmix_alpha=params.cutmix, label_smoothing=params.label_smoothing,
+                 num_classes=num_classes)
 
 
 def on_device(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -105,9 +118,11 @@ def adamw(model: nn.Module, lr: float, weight_decay: float = 0.01) -> torch.opti
 
 def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
                 weight: torch.Tensor | None = None, desc: str = "", scheduler=None,
-                label_smoothing: float = 0.0) -> tuple[float, float, int]:
+                label_smoothing: float = 0.0, mix=None) -> tuple[float, float, int]:
     """One pass over `batches`; returns (mean loss, accuracy, images seen).
     scheduler: stepped after every batch (a per-step schedule such as OneCycleLR).
+    mix: `mixing()`'s Mixup, which blends each batch and softens its targets (the accuracy
+    is then counted against each image's own label).
 
     Loss and hits are summed on the device and read once at the end: reading a value per
     step would stall a GPU.
@@ -117,9 +132,12 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
     loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
     for x, y in tqdm(batches, desc=desc, unit="batch", leave=False, disable=None):
         # bf16 autocast pays on GPUs only; on CPU it is many times slower than fp32.
+        target = y
+        if mix is not None:
+            x, target = mix(x, y)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(x)
-            loss = F.cross_entropy(logits, y, weight=weight, label_smoothing=label_smoothing)
+            loss = F.cross_entropy(logits, target, weight=weight, label_smoothing=0.0 if mix else label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -133,14 +151,11 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
 
 def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
         classes: list[str], extra: dict | None = None, state_path: str | Path | None = None,
-        blur: float = 0.0, max_sharpness: float = 0.0,
         on_epoch: Callable[[dict], None] | None = None) -> tuple[list[dict], dict]:
     """Train `params.model` on `train`, keep the weights with the best val accuracy.
 
     train, val: (images uint8 (N, C, H, W), class indices (N,)).
     extra: stored in the checkpoint as is (e.g. the params of the other stages).
-    blur, max_sharpness: how the cached images were blurred (preprocess); recorded in the
-    checkpoint's data config so that images classified later get the same.
     state_path: after every epoch the whole training state (weights, optimizer, scheduler,
     early-stopping state, RNG states, history) is saved there; a run with the same params
     and data that finds it resumes after the last completed epoch and, on CPU, ends
@@ -166,7 +181,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
                 f"of {init['data_config']['input_size'][0]}-channel images; this run trains a {params.model} for "
                 f"{len(classes)} classes of {channels}-channel images: start from a checkpoint of the same model, "
                 "classes and preprocess.grayscale") from None
-    cfg = data_config(model, size, channels, blur, max_sharpness)
+    cfg = data_config(model, size, channels)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
@@ -189,6 +204,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     if params.class_weights == "balanced":
         w = compute_class_weight("balanced", classes=np.arange(len(classes)), y=train[1])
         weight = torch.tensor(w, dtype=torch.float32, device=device)
+    mix = mixing(params, len(classes))
     history, best, best_acc, since_best, stopped = [], None, -1.0, 0, False
     fingerprint = {"params": params.model_dump(), "classes": list(classes), "train": list(train[0].shape),
                    "val": list(val[0].shape)}
@@ -200,6 +216,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
         history, best, best_acc, since_best, stopped = (
             state["history"], state["best"], state["best_acc"], state["since_best"], state["stopped"])
         torch.set_rng_state(state["rng"])
+        np.random.set_state(_np_state(state["np_rng"]))
         if cuda and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         generator.set_state(state["generator"])
@@ -212,7 +229,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
         try:
             train_loss, train_acc, _ = train_epoch(
                 step_model, batches, optimizer, weight, desc=f"epoch {epoch}/{params.epochs}",
-                scheduler=per_step, label_smoothing=params.label_smoothing)
+                scheduler=per_step, label_smoothing=params.label_smoothing, mix=mix)
         except torch.cuda.OutOfMemoryError:
             raise FerError(
                 f"the GPU ran out of memory at train.batch_size={params.batch_size} ({params.model}, "
@@ -251,6 +268,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
                 "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "history": history, "best": best, "best_acc": best_acc,
                 "since_best": since_best, "stopped": stopped, "rng": torch.get_rng_state(),
+                "np_rng": _np_state(np.random.get_state()),
                 "cuda_rng": torch.cuda.get_rng_state_all() if cuda else None,
                 "generator": generator.get_state(),
             }, state_path)
@@ -258,6 +276,14 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
             tqdm.write(f"early stop: no better val accuracy for {since_best} epochs; keeping epoch {best['epoch']}")
             break
     return history, best
+
+
+def _np_state(state: tuple) -> tuple:
+    """NumPy's global RNG state (timm's Mixup draws from it) in a form a weights-only
+    checkpoint holds (a tensor instead of an array), and back."""
+    name, keys, pos, has_gauss, cached = state
+    keys = keys.numpy().astype(np.uint32) if isinstance(keys, torch.Tensor) else torch.from_numpy(keys.astype(np.int64))
+    return name, keys, int(pos), int(has_gauss), float(cached)
 
 
 def _load_state(path: str | Path | None, fingerprint: dict) -> dict | None:
