@@ -62,7 +62,8 @@ def test_folders_that_name_two_classes_or_a_misspelt_one_are_errors_listing_them
     with pytest.raises(FerError) as e:
         formats.scan(tmp_path, DataParams(format="folders"))
     msg = str(e.value)
-    assert "class folders 'Happy vs Sad' (happy and sad), 'angry or disgust' (angry and disgust) name two classes" in msg
+    assert ("class folders 'Happy vs Sad' (happy and sad), 'angry or disgust' (angry and disgust) "
+            "name two classes") in msg
     assert "'Hapy faces' (happy?) look like misspelt classes" in msg and "data.class_map" in msg
     # An explicit mapping settles them.
     images, _ = formats.scan(tmp_path, DataParams(format="folders", class_map={
