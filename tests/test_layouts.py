@@ -162,6 +162,14 @@ def test_label_csv_columns_can_be_named(tmp_path):
         formats.scan(tmp_path, DataParams(format="csv", label_csv=columns.model_copy(update={"subject": "person"})))
 
 
+def test_loose_images_beside_a_csv_read_as_folders_point_to_the_csv_format(tmp_path):
+    image(tmp_path / "a.png")
+    write_csv(tmp_path / "labels.csv", ["path,label", "a.png,happy"])
+    with pytest.raises(FerError, match="no image is inside a class folder, and labels.csv may hold the labels: "
+                                       "set data.format=csv"):
+        formats.scan(tmp_path, DataParams(format="folders"))
+
+
 def test_a_label_csv_whose_every_row_is_bad_is_an_error(tmp_path):
     image(tmp_path / "a.png")
     write_csv(tmp_path / "labels.csv", ["path,label", "b.png,happy", "c.png,sad"])

@@ -171,6 +171,10 @@ def scan_folders(root: Path, subject_pattern: str = "",
                        "or leave the class out with data.classes")
     if pattern and not rows and skipped:
         raise FerError(f"data.subject_pattern {subject_pattern!r} matches no file name (e.g. {Path(skipped[0][0]).name})")
+    csvs = [f for f, _ in skipped if f.lower().endswith(".csv")]
+    if not rows and csvs:
+        raise FerError(f"no image is inside a class folder, and {_some(csvs, 3)} may hold the labels: "
+                       "set data.format=csv to read them (data.format=fer2013 for FER2013's fer2013.csv)")
     images = pd.DataFrame(rows, columns=COLUMNS)
     images["label"] = images["raw_label"].map(label_map(images["raw_label"], table, "class folder"))
     return images, pd.DataFrame(skipped, columns=["path", "reason"])
