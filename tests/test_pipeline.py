@@ -164,3 +164,23 @@ def test_default_recipe_without_kaggle_credentials_stops_fast_with_the_fix(tmp_p
     assert p.returncode != 0
     assert "could not download Kaggle dataset 'tom99763/testtt'" in out
     assert "No Kaggle credentials were found" in out and "data.source=demo" in out
+
+
+def test_numbered_class_folders_train_end_to_end(tmp_path, demo_raw):
+    # A copy in circulation: "1 - Happy" ... "7 - Neutral", each person's id in the file name.
+    from fer.kdef import parse_name
+
+    numbered = {"happy": "1 - Happy", "sad": "2 - Sad", "angry": "3 - Angry", "surprise": "4 - Surprise",
+                "fear": "5 - Fear", "disgust": "6 - Disgust", "neutral": "7 - Neutral"}
+    tree = tmp_path / "photos"
+    for photo in demo_raw.rglob("*.JPG"):
+        (tree / numbered[parse_name(photo.name)["label"]]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, tree / numbered[parse_name(photo.name)["label"]] / photo.name)
+    root = make_repo(tmp_path / "repo", TINY)
+    run(root, "dvc", "exp", "run", "-S", f"data.source={tree}", "-S", "data.format=folders",
+        "-S", r"data.subject_pattern='^[AB]([FM]\d\d)'")
+    split = json.loads((root / "metrics/split.json").read_text())
+    assert split["class_map"] == {folder: label for label, folder in sorted(numbered.items(), key=lambda p: p[1])}
+    assert split["protocol"] == "subject-disjoint" and split["subject_overlap"] == 0
+    metrics = json.loads((root / "metrics/metrics.json").read_text())
+    assert set(metrics["per_class"]) == set(numbered)
