@@ -91,13 +91,17 @@ def test_the_detector_finds_half_profile_demo_faces(tmp_path):
     assert min(found.values()) / (len(photos) / 2) >= 0.65, found
 
 
-def test_the_onnx_file_carries_the_face_crop(tmp_path):
-    from fer.export import export_onnx
+def test_the_onnx_file_and_the_model_card_carry_the_face_crop(tmp_path):
+    from fer.export import export_onnx, model_card
     from fer.model import create, data_config
 
     model = create("test_resnet", 7)
-    config = {**data_config(model, 32, 3), "face": {"detector": "x", "margin": 0.3, "no_face": "keep"}}
-    ckpt = {"classes": list("abcdefg"), "data_config": config, "model_name": "test_resnet", "epoch": 1}
+    config = {**data_config(model, 32, 3), "face": {"detector": "cascades", "margin": 0.3, "no_face": "skip"}}
+    ckpt = {"classes": list("abcdefg"), "data_config": config, "model_name": "test_resnet", "epoch": 1, "params": {}}
     with torch.no_grad():
         export_onnx(model, ckpt, tmp_path / "model.onnx")
     assert OnnxModel(tmp_path / "model.onnx").data_config["face"]["margin"] == 0.3
+    metrics = {"accuracy": 0.9, "macro_f1": 0.8, "balanced_accuracy": 0.85, "majority_baseline": 0.14,
+               "test_images": 10, "per_class": {}}
+    card = model_card(ckpt, metrics, {}, 1e-6, "model.onnx")
+    assert "cropped to the face (cascades, margin 0.3; images without a face left out)" in card
