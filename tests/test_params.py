@@ -24,6 +24,8 @@ def test_shipped_params_are_the_reference_recipe():
     ({"split": {"group_by": "person"}}, "split.group_by: Input should be 'subject' or 'none'"),
     ({"data": {"source": "kaggle:no-slash"}}, "is not of the form kaggle:<owner>/<dataset>"),
     ({"data": {"demo_size": [0, 0]}}, "data.demo_size.0: Input should be greater than or equal to 32"),
+    ({"preprocess": {"face_margin": -0.1}}, "preprocess.face_margin: Input should be greater than or equal to 0"),
+    ({"preprocess": {"no_face": "drop"}}, "preprocess.no_face: Input should be 'keep' or 'skip'"),
 ])
 def test_bad_params_name_the_key(raw, expected):
     with pytest.raises(ParamsError) as e:
