@@ -46,6 +46,8 @@ def main(params):
             state_path=args.state, on_epoch=log,
         )
         seconds = time.perf_counter() - start
+        # how preprocess cropped the faces, so fer-predict and the ONNX file crop alike
+        best["data_config"] = {**best["data_config"], "face": meta.get("face")}
         save_checkpoint(best, args.checkpoint)
         live.step = len(history)  # the summary's step is the last epoch run
         for name, value in {

@@ -31,6 +31,8 @@ def test_shipped_params_are_the_reference_recipe():
     ({"data": {"format": "kdef", "class_map": "rafdb"}}, "class_map is for data.format folders, csv or ckplus"),
     ({"data": {"format": "ckplus", "ckplus_frames": 0}}, "data.ckplus_frames: Input should be greater than or equal"),
     ({"data": {"label_csv": {"column": "x"}}}, "data.label_csv.column: unknown key"),
+    ({"preprocess": {"face_margin": -0.1}}, "preprocess.face_margin: Input should be greater than or equal to 0"),
+    ({"preprocess": {"no_face": "drop"}}, "preprocess.no_face: Input should be 'keep' or 'skip'"),
 ])
 def test_bad_params_name_the_key(raw, expected):
     with pytest.raises(ParamsError) as e:

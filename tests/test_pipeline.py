@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from conftest import shipped_params_text
 
@@ -184,3 +185,15 @@ def test_numbered_class_folders_train_end_to_end(tmp_path, demo_raw):
     assert split["protocol"] == "subject-disjoint" and split["subject_overlap"] == 0
     metrics = json.loads((root / "metrics/metrics.json").read_text())
     assert set(metrics["per_class"]) == set(numbered)
+
+
+def test_the_demo_trains_on_face_crops(repo):
+    p = run(repo, "dvc", "exp", "run", "-S", "preprocess.face_crop=true", "-S", "data.demo_size=[96,128]")
+    assert "Running stage 'preprocess'" in p.stdout and "Running stage 'export'" in p.stdout
+    pre = json.loads((repo / "metrics/preprocess.json").read_text())
+    faces = pd.read_csv(repo / "data/prepared/faces.csv")
+    assert pre["face_found"] + pre["no_face"] == len(faces) == pre["decoded"] and pre["no_face_skipped"] == 0
+    assert pre["face_found"] > 0.6 * len(faces)  # the frontal demo faces: most are found
+    ckpt = torch.load(repo / "models/best.pt", weights_only=True)
+    assert ckpt["data_config"]["face"]["margin"] == 0.2 and ckpt["data_config"]["face"]["no_face"] == "keep"
+    assert 0 <= json.loads((repo / "metrics/metrics.json").read_text())["accuracy"] <= 1

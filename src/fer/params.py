@@ -93,6 +93,9 @@ class SplitParams(Section):
 class PreprocessParams(Section):
     size: int = Field(224, ge=16, le=1024)
     grayscale: bool = False
+    face_crop: bool = False
+    face_margin: float = Field(0.2, ge=0, le=1)
+    no_face: Literal["keep", "skip"] = "keep"
 
 
 class AugmentParams(Section):
