@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fer import FerError
 from fer.labels import KDEF_ANGLES
@@ -55,6 +55,15 @@ class SplitParams(Section):
     val: float = Field(0.15, gt=0, lt=1)
     test: float = Field(0.15, gt=0, lt=1)
     seed: int = 42
+    folds: int | str = 0  # 0: one split; k >= 2: k subject folds; "loso": leave one subject out
+
+    @field_validator("folds")
+    @classmethod
+    def _check_folds(cls, v):
+        if v == "loso" or (isinstance(v, int) and (v == 0 or v >= 2)):
+            return v
+        raise ValueError(f"folds must be 0 (one train/val/test split), an integer k >= 2 (k-fold "
+                         f"cross-validation) or loso (leave one subject out)")
 
     @model_validator(mode="after")
     def _check_fractions(self):
@@ -139,7 +148,7 @@ def parse_params(raw: dict | None, origin: str = "params.yaml") -> Params:
             elif isinstance(err["input"], dict):  # a rule across keys: its message names them
                 msg = err["msg"].removeprefix("Value error, ")
             else:
-                msg = f"{err['msg']} (got {err['input']!r})"
+                msg = f"{err['msg'].removeprefix('Value error, ')} (got {err['input']!r})"
             lines.append(f"  {key}: {msg}")
         raise ParamsError(f"{origin} has {len(lines)} bad value(s):\n" + "\n".join(lines)) from None
 
