@@ -164,3 +164,38 @@ def test_default_recipe_without_kaggle_credentials_stops_fast_with_the_fix(tmp_p
     assert p.returncode != 0
     assert "could not download Kaggle dataset 'tom99763/testtt'" in out
     assert "No Kaggle credentials were found" in out and "data.source=demo" in out
+
+
+def test_cross_validation_from_the_single_split_and_back(repo):
+    shipped = (repo / "models/best.pt").read_bytes()
+    out = run(repo, "dvc", "exp", "run", "-n", "cv-lr-1e-3", "-S", "split.folds=3").stdout
+    for stage in ("preprocess", "train", "evaluate"):  # the single split is unchanged: only the folds run
+        assert f"Stage '{stage}' didn't change, skipping" in out
+    assert "Running stage 'crossval'" in out and "Running stage 'cv_report'" in out
+    cv = json.loads((repo / "metrics/cv.json").read_text())
+    manifest = pd.read_csv(repo / "data/split/manifest.csv")
+    assert cv["folds"] == 3 and cv["protocol"] == "3-fold, subject-disjoint"
+    for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
+        s, values = cv[metric], cv["per_fold"][metric]
+        assert len(values) == 3 and s["min"] == min(values) and s["max"] == max(values)
+        assert s["ci95_low"] <= s["mean"] <= s["ci95_high"] and s["std"] >= 0
+    # every image tested once, in the fold of its subject
+    predictions = pd.read_csv(repo / "metrics/cv/predictions.csv")
+    assert sorted(predictions["path"]) == sorted(manifest["path"]) and sum(cv["per_fold"]["test_images"]) == len(manifest)
+    subject = predictions["path"].map(manifest.set_index("path")["subject"])
+    assert predictions.groupby(subject)["fold"].nunique().max() == 1
+    pooled = pd.read_csv(repo / "plots/cv/confusion.csv")
+    assert len(pooled) == len(manifest) and (pooled["actual"] == pooled["predicted"]).mean() == pytest.approx(
+        cv["pooled"]["accuracy"])
+    assert (repo / "plots/cv/folds.png").read_bytes()[:4] == b"\x89PNG" and not (repo / "models/cv-state").exists()
+    assert (repo / "models/best.pt").read_bytes() == shipped  # the single-split model still ships
+    shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
+    assert str(cv["accuracy"]["std"])[:6] in json.dumps(shown)
+    run(repo, "dvc", "exp", "run", "-n", "cv-lr-2e-2", "-S", "split.folds=3", "-S", "train.lr=0.02")
+    compared = run(repo, sys.executable, "-m", "fer.compare", "cv-lr-1e-3", "cv-lr-2e-2",
+                   env={"PYTHONPATH": str(repo / "src")}).stdout
+    assert "A = cv-lr-1e-3, B = cv-lr-2e-2: 3 paired folds" in compared and "noise" in compared
+    out = run(repo, "dvc", "exp", "run", "-S", "split.folds=0", "-S", "train.lr=0.001").stdout
+    assert "Stage 'preprocess' didn't change, skipping" in out
+    assert json.loads((repo / "metrics/cv.json").read_text()) == {"folds": 0}
+    assert len(pd.read_csv(repo / "plots/cv/confusion.csv")) == 0
