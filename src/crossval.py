@@ -43,7 +43,7 @@ def main(params):
         [(r["fold"], *row) for r in results for row in zip(*r["predictions"].values())],
         columns=["fold", "path", "actual", "predicted"])
     write_csv(predictions, args.predictions)
-    digest = hashlib.sha256(args.folds.read_bytes()).hexdigest()
+    digest = hashlib.sha256(args.folds.read_bytes()).hexdigest()[:16]  # short: dvc exp show prints it
     write_json({"folds_digest": digest, "folds": [{k: v for k, v in r.items() if k not in ("predictions", "fingerprint")}
                                                   for r in results]}, args.folds_json)
     shutil.rmtree(args.state_dir, ignore_errors=True)  # finished: nothing left to resume

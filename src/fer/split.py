@@ -5,7 +5,8 @@ in train and test, and the test accuracy then measures recognition of people, no
 expressions. Where subjects are known the default keeps whole subjects together;
 `group_by: none` reproduces the leaky split so the difference can be measured. Where they
 are not (FER2013), the dataset's own split is kept, and the protocol is reported as what
-it is.
+it is. `assign_folds` does the same for cross-validation: whole subjects per fold, and
+every subject tested exactly once.
 """
 
 from __future__ import annotations
