@@ -53,12 +53,12 @@ def report(results: dict[str, dict], name_a: str, name_b: str) -> str:
     """A table of `compare`'s results and one verdict line per metric."""
     pct = int(CONFIDENCE * 100)
     lines = [f"A = {name_a}, B = {name_b}: {next(iter(results.values()))['folds']} paired folds",
-             f"{'metric':<18} {'A':>7} {'B':>7} {'B - A':>8}  {f'{pct}% interval':<18} {'t-test p':>8} "
+             f"{'metric':<18} {'A':>7} {'B':>7} {'B - A':>8}  {f'{pct}% interval':<20} {'t-test p':>8} "
              f"{'Wilcoxon p':>10}  folds won (B/A)"]
     for m, r in results.items():
-        lines.append(f"{m:<18} {r['a_mean']:>7.4f} {r['b_mean']:>7.4f} {r['diff']:>+8.4f}  "
-                     f"[{r['ci95_low']:+.4f}, {r['ci95_high']:+.4f}] {_p(r['t_test_p']):>8} {_p(r['wilcoxon_p']):>10}  "
-                     f"{r['b_wins']}/{r['a_wins']}")
+        interval = f"[{r['ci95_low']:+.4f}, {r['ci95_high']:+.4f}]"
+        lines.append(f"{m:<18} {r['a_mean']:>7.4f} {r['b_mean']:>7.4f} {r['diff']:>+8.4f}  {interval:<20} "
+                     f"{_p(r['t_test_p']):>8} {_p(r['wilcoxon_p']):>10}  {r['b_wins']}/{r['a_wins']}")
     lines.append("")
     for m, r in results.items():
         if r["ci95_low"] > 0 or r["ci95_high"] < 0:
