@@ -36,7 +36,7 @@ def main(params):
         args.state_dir.mkdir(parents=True, exist_ok=True)
         for fold in sorted(folds["fold"].unique()):
             rows = crossval.fold_rows(folds, meta, fold)
-            print(f"crossval: fold {fold + 1}/{folds['fold'].nunique()}: "
+            print(f"crossval: fold {fold} (of {folds['fold'].nunique()}): "
                   + ", ".join(f"{s} {len(i)}" for s, i in rows.items()))
             results.append(crossval.run_fold(params, images, meta, rows, int(fold), cache_meta, args.state_dir))
     predictions = pd.DataFrame(
