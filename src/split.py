@@ -1,10 +1,13 @@
 """Stage split: read the raw dataset (data.format), assign train/val/test, write the manifest.
 
 Outputs (in OUT_DIR): manifest.csv (one row per image: path, split, label, subject,
-session, sex, angle, official, raw_label), skipped.csv (every file not used, with the reason) and
-duplicates.csv (repeated images; dropped unless the dataset's own split keeps them); the
-summary (protocol, sizes, subject overlap, skipped and repeated counts, and `class_map`: each
-label as the dataset writes it -> the class it was read as) goes to METRICS.
+session, sex, angle, official, raw_label), folds.csv (with split.folds: a row per fold and
+image: fold, path, split; empty otherwise), skipped.csv (every file not used, with the
+reason) and duplicates.csv (repeated images; dropped unless the dataset's own split keeps
+them); the summary (protocol, sizes, subject overlap, skipped and repeated counts, the
+folds' under `cv`, and `class_map`: each label as the dataset writes it -> the class it was
+read as) goes to METRICS. The one train/val/test split is written with or without folds: it
+trains the model that ships.
 """
 
 import argparse
@@ -15,7 +18,7 @@ import pandas as pd
 from fer import FerError, formats
 from fer.cli import run
 from fer.io import write_csv, write_json
-from fer.split import assign, drop_repeats, locate_repeats, summary
+from fer.split import assign, assign_folds, drop_repeats, fold_summary, locate_repeats, summary
 
 
 def main(params):
@@ -33,10 +36,16 @@ def main(params):
     skipped = pd.concat([skipped, repeats.loc[repeats["dropped"], ["path", "reason"]]], ignore_index=True)
     images["split"], protocol = assign(images, p.val, p.test, p.seed, p.group_by)
     repeats = locate_repeats(repeats, images)
+    folds, cv = pd.DataFrame(columns=["fold", "path", "split"]), {}
+    if p.folds:
+        folds, cv_protocol = assign_folds(images, p.folds, p.val, p.seed, p.group_by)
+        cv = {"cv": fold_summary(images, folds, cv_protocol)}
+        folds = folds.assign(path=images["path"].to_numpy()[folds["image"]])[["fold", "path", "split"]]
     write_csv(images, args.out_dir / "manifest.csv")
+    write_csv(folds, args.out_dir / "folds.csv")
     write_csv(skipped, args.out_dir / "skipped.csv")
     write_csv(repeats, args.out_dir / "duplicates.csv")
-    stats = {**summary(images, images["split"], protocol, repeats), "images": len(images), "skipped": len(skipped)}
+    stats = {**summary(images, images["split"], protocol, repeats), "images": len(images), "skipped": len(skipped), **cv}
     mapping = formats.label_mapping(images)
     write_json({**stats, "class_map": mapping}, args.metrics)
     print("split: " + ", ".join(f"{k} {v}" for k, v in stats.items()))

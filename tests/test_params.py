@@ -22,6 +22,8 @@ def test_shipped_params_are_the_reference_recipe():
     ({"train": {"batch_size": "eight"}}, "train.batch_size: Input should be a valid integer"),
     ({"split": {"val": 0.5, "test": 0.6}}, "val + test = 1.1 leaves nothing to train on"),
     ({"split": {"group_by": "person"}}, "split.group_by: Input should be 'subject' or 'none'"),
+    ({"split": {"folds": 1}}, "split.folds: folds must be 0 (one train/val/test split), an integer k >= 2"),
+    ({"split": {"folds": "loo"}}, "or loso (leave one subject out) (got 'loo')"),
     ({"data": {"source": "kaggle:no-slash"}}, "is not of the form kaggle:<owner>/<dataset>"),
     ({"data": {"demo_size": [0, 0]}}, "data.demo_size.0: Input should be greater than or equal to 32"),
     ({"data": {"format": "folders", "class_map": "raf"}},

@@ -187,7 +187,8 @@ def test_numbered_class_folders_train_end_to_end(tmp_path, demo_raw):
     assert set(metrics["per_class"]) == set(numbered)
 
 
-def test_the_demo_trains_on_face_crops(repo):
+def test_the_demo_trains_on_face_crops(tmp_path):
+    repo = make_repo(tmp_path, TINY)
     p = run(repo, "dvc", "exp", "run", "-S", "preprocess.face_crop=true", "-S", "data.demo_size=[96,128]")
     assert "Running stage 'preprocess'" in p.stdout and "Running stage 'export'" in p.stdout
     pre = json.loads((repo / "metrics/preprocess.json").read_text())
@@ -197,3 +198,39 @@ def test_the_demo_trains_on_face_crops(repo):
     ckpt = torch.load(repo / "models/best.pt", weights_only=True)
     assert ckpt["data_config"]["face"]["margin"] == 0.2 and ckpt["data_config"]["face"]["no_face"] == "keep"
     assert 0 <= json.loads((repo / "metrics/metrics.json").read_text())["accuracy"] <= 1
+
+
+def test_cross_validation_from_the_single_split_and_back(repo):
+    shipped = (repo / "models/best.pt").read_bytes()
+    out = run(repo, "dvc", "exp", "run", "-n", "cv-lr-1e-3", "-S", "split.folds=3").stdout
+    for stage in ("preprocess", "train", "evaluate"):  # the single split is unchanged: only the folds run
+        assert f"Stage '{stage}' didn't change, skipping" in out
+    assert "Running stage 'crossval'" in out and "Running stage 'cv_report'" in out
+    cv = json.loads((repo / "metrics/cv.json").read_text())
+    manifest = pd.read_csv(repo / "data/split/manifest.csv")
+    assert cv["folds"] == 3 and cv["protocol"] == "3-fold, subject-disjoint"
+    for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
+        s, values = cv[metric], cv["per_fold"][metric]
+        assert len(values) == 3 and s["min"] == min(values) and s["max"] == max(values)
+        assert s["ci95_low"] <= s["mean"] <= s["ci95_high"] and s["std"] >= 0
+    # every image tested once, in the fold of its subject
+    predictions = pd.read_csv(repo / "metrics/cv/predictions.csv")
+    assert sorted(predictions["path"]) == sorted(manifest["path"]) and sum(cv["per_fold"]["test_images"]) == len(manifest)
+    subject = predictions["path"].map(manifest.set_index("path")["subject"])
+    assert predictions.groupby(subject)["fold"].nunique().max() == 1
+    pooled = pd.read_csv(repo / "plots/cv/confusion.csv")
+    assert len(pooled) == len(manifest) and (pooled["actual"] == pooled["predicted"]).mean() == pytest.approx(
+        cv["pooled"]["accuracy"])
+    assert (repo / "plots/cv/folds.png").read_bytes()[:4] == b"\x89PNG" and not (repo / "models/cv-state").exists()
+    assert (repo / "models/best.pt").read_bytes() == shipped  # the single-split model still ships
+    shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
+    exps = {r["name"]: r["data"] for e in shown for x in e.get("experiments") or [] for r in x["revs"]}
+    assert exps["cv-lr-1e-3"]["metrics"]["metrics/cv.json"]["data"]["accuracy"] == cv["accuracy"]
+    run(repo, "dvc", "exp", "run", "-n", "cv-lr-2e-2", "-S", "split.folds=3", "-S", "train.lr=0.02")
+    compared = run(repo, sys.executable, "-m", "fer.compare", "cv-lr-1e-3", "cv-lr-2e-2",
+                   env={"PYTHONPATH": str(repo / "src")}).stdout
+    assert "A = cv-lr-1e-3, B = cv-lr-2e-2: 3 paired folds" in compared and "noise" in compared
+    out = run(repo, "dvc", "exp", "run", "-S", "split.folds=0", "-S", "train.lr=0.001").stdout
+    assert "Stage 'preprocess' didn't change, skipping" in out
+    assert json.loads((repo / "metrics/cv.json").read_text()) == {"folds": 0}
+    assert len(pd.read_csv(repo / "plots/cv/confusion.csv")) == 0

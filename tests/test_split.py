@@ -4,7 +4,7 @@ import pytest
 
 from fer import FerError
 from fer.labels import CLASSES
-from fer.split import assign, summary
+from fer.split import assign, assign_folds, fold_summary, summary
 
 
 def kdef_like(subjects: int, per_class: int = 2) -> pd.DataFrame:
@@ -79,3 +79,69 @@ def test_unknown_subjects_fall_back_to_a_stratified_split():
     assert protocol == "stratified by class (subjects unknown)"
     counts = pd.crosstab(images["label"], split)
     assert (counts["test"] == counts["test"].iloc[0]).all()  # the same share of every class
+
+
+def uneven(subjects: int, seed: int) -> pd.DataFrame:
+    """Subjects showing different subsets of the classes (as in CK+), each class in >= 5 people."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(subjects):
+        shown = set(rng.choice(CLASSES, size=rng.integers(2, 5), replace=False)) | {CLASSES[s % len(CLASSES)]}
+        rows += [{"subject": f"S{s:03d}", "label": c} for c in shown for _ in range(rng.integers(1, 4))]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("subjects, folds", [(10, 2), (12, 3), (24, 5), (40, 10), (9, "loso")])
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("make", [kdef_like, uneven], ids=["every-class", "uneven"])
+def test_every_subject_is_tested_once_and_never_trained_on_in_its_fold(subjects, folds, seed, make):
+    images = kdef_like(subjects) if make is kdef_like else uneven(118 if folds != "loso" else 50, seed)  # CK+: 118 people
+    rows, protocol = assign_folds(images, folds, val=0.15, seed=seed)
+    subject = images["subject"].to_numpy()[rows["image"]]
+    test = rows["split"] == "test"
+    k = images["subject"].nunique() if folds == "loso" else folds
+    assert rows["fold"].nunique() == k and protocol in ("leave-one-subject-out", f"{folds}-fold, subject-disjoint")
+    # every image (so every subject) in exactly one fold's test set
+    assert sorted(rows.loc[test, "image"]) == list(range(len(images)))
+    assert pd.Series(rows.loc[test, "fold"].to_numpy()).groupby(subject[test]).nunique().max() == 1
+    # inside each fold, no subject in two of train/val/test
+    assert pd.DataFrame({"fold": rows["fold"], "subject": subject, "split": rows["split"]}).groupby(
+        ["fold", "subject"])["split"].nunique().max() == 1
+    for _, fold in rows.groupby("fold"):
+        for name in ("train", "val"):
+            assert set(images["label"].iloc[fold.loc[fold["split"] == name, "image"]]) == set(images["label"])
+    assert fold_summary(images, rows, protocol)["subject_overlap"] == 0
+
+
+def test_folds_are_stratified_as_far_as_subjects_allow_and_seeded():
+    images = kdef_like(20)
+    rows, _ = assign_folds(images, 5, val=0.15, seed=3)
+    test = rows[rows["split"] == "test"]
+    per_fold = pd.crosstab(test["fold"], images["label"].to_numpy()[test["image"]])
+    assert (per_fold.to_numpy() == 8).all()  # 4 subjects x 2 images of every class in each fold
+    assert rows.equals(assign_folds(images, 5, val=0.15, seed=3)[0])
+    assert not rows.equals(assign_folds(images, 5, val=0.15, seed=4)[0])
+
+
+def test_a_class_in_too_few_subjects_for_the_folds_is_an_error_naming_it():
+    images = kdef_like(10)
+    images = images[(images["label"] != "fear") | images["subject"].isin(["S00", "S01", "S02"])]
+    with pytest.raises(FerError, match="split.folds=5: .*fear has 3 subjects; use split.folds=3 or fewer"):
+        assign_folds(images.reset_index(drop=True), 5, val=0.15, seed=0)
+
+
+def test_folds_without_subjects_are_by_image_and_say_so():
+    images = kdef_like(10).assign(subject="")
+    rows, protocol = assign_folds(images, 4, val=0.15, seed=0)
+    assert protocol == "4-fold by image (subjects unknown)"
+    assert sorted(rows.loc[rows["split"] == "test", "image"]) == list(range(len(images)))
+    assert fold_summary(images, rows, protocol)["subjects"] == "unknown"
+    with pytest.raises(FerError, match="loso leaves one subject out, but the subjects are unknown"):
+        assign_folds(images, "loso", val=0.15, seed=0)
+
+
+def test_folds_refuse_an_official_split():
+    images = kdef_like(4).assign(subject="")
+    images["official"] = ["train", "val", "test"] * (len(images) // 3) + ["train"] * (len(images) % 3)
+    with pytest.raises(FerError, match="its own train/val/test split .* split.folds=0"):
+        assign_folds(images, 5, val=0.15, seed=0)

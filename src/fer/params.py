@@ -82,6 +82,15 @@ class SplitParams(Section):
     val: float = Field(0.15, gt=0, lt=1)
     test: float = Field(0.15, gt=0, lt=1)
     seed: int = 42
+    folds: int | str = 0  # 0: one split; k >= 2: k subject folds; "loso": leave one subject out
+
+    @field_validator("folds")
+    @classmethod
+    def _check_folds(cls, v):
+        if v == "loso" or (isinstance(v, int) and (v == 0 or v >= 2)):
+            return v
+        raise ValueError(f"folds must be 0 (one train/val/test split), an integer k >= 2 (k-fold "
+                         f"cross-validation) or loso (leave one subject out)")
 
     @model_validator(mode="after")
     def _check_fractions(self):
@@ -182,7 +191,7 @@ def parse_params(raw: dict | None, origin: str = "params.yaml") -> Params:
             elif isinstance(err["input"], dict) or err["type"] == "value_error":  # our own rule: says what it got
                 msg = err["msg"].removeprefix("Value error, ")
             else:
-                msg = f"{err['msg']} (got {err['input']!r})"
+                msg = f"{err['msg'].removeprefix('Value error, ')} (got {err['input']!r})"
             lines.append(f"  {key}: {msg}")
         raise ParamsError(f"{origin} has {len(lines)} bad value(s):\n" + "\n".join(lines)) from None
 

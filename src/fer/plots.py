@@ -12,14 +12,18 @@ import pandas as pd
 from sklearn.metrics import ConfusionMatrixDisplay
 
 
-def confusion_png(confusion: pd.DataFrame, classes: list[str], path: str | Path) -> None:
-    """Confusion matrix of `actual`/`predicted` rows, counts and row-normalised colour."""
+def confusion_png(confusion: pd.DataFrame, classes: list[str], path: str | Path,
+                  title: str = "Test confusion matrix") -> None:
+    """Confusion matrix of `actual`/`predicted` rows, counts and row-normalised colour
+    (with no rows, a figure that says `title`)."""
+    if confusion.empty:
+        return _note_png(title, path)
     fig, ax = plt.subplots(figsize=(7, 6))
     ConfusionMatrixDisplay.from_predictions(
         confusion["actual"], confusion["predicted"], labels=classes, ax=ax, cmap="Blues",
         xticks_rotation=45, colorbar=False)
     acc = (confusion["actual"] == confusion["predicted"]).mean()
-    ax.set_title(f"Test confusion matrix (accuracy {acc:.1%}, n={len(confusion)})")
+    ax.set_title(f"{title} (accuracy {acc:.1%}, n={len(confusion)})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -42,5 +46,32 @@ def curve_png(history: pd.DataFrame, metric: str, path: str | Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def folds_png(table: pd.DataFrame, path: str | Path) -> None:
+    """Each fold's value of each metric (`fold`, `metric`, `value` rows) as points, the mean
+    over folds as a line: how far one split's number can move."""
+    if table.empty:
+        return _note_png("No folds (split.folds is 0)", path)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for offset, (metric, rows) in zip((-0.15, 0, 0.15), table.groupby("metric", sort=False)):
+        line = ax.plot(rows["fold"] + offset, rows["value"], "o", label=metric)[0]
+        ax.axhline(rows["value"].mean(), color=line.get_color(), lw=1, alpha=0.6)
+    ax.set_xticks(sorted(table["fold"].unique()))
+    ax.set_xlabel("fold")
+    ax.set_ylabel("test value (line: mean over folds)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _note_png(text: str, path: str | Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 1.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
     fig.savefig(path, dpi=120)
     plt.close(fig)

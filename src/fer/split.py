@@ -5,14 +5,21 @@ in train and test, and the test accuracy then measures recognition of people, no
 expressions. Where subjects are known the default keeps whole subjects together;
 `group_by: none` reproduces the leaky split so the difference can be measured. Where they
 are not (FER2013), the dataset's own split is kept, and the protocol is reported as what
-it is.
+it is. `assign_folds` does the same for cross-validation: whole subjects per fold, and
+every subject tested exactly once.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
+from sklearn.model_selection import (
+    GroupShuffleSplit,
+    LeaveOneGroupOut,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
 
 from fer import FerError
 
@@ -116,15 +123,101 @@ def _group_split(df: pd.DataFrame, fraction: float, seed: int):
     return keep, out
 
 
-def _check_classes(labels: pd.Series, split: pd.Series) -> None:
+def _stratified_group_split(df: pd.DataFrame, fraction: float, seed: int):
+    """Positions (keep, out): about `fraction` of the subjects out (one of round(1 / fraction)
+    subject groups), stratified by class as far as the subjects allow, so that a class few
+    people show still reaches both sides."""
+    n = min(max(2, round(1 / fraction)), df["subject"].nunique())
+    sgkf = StratifiedGroupKFold(n, shuffle=True, random_state=seed)
+    keep, out = next(sgkf.split(df, df["label"], groups=df["subject"]))
+    return keep, out
+
+
+def _check_classes(labels: pd.Series, split: pd.Series, where: str = "", splits=SPLITS) -> None:
     want = set(labels)
-    for name in SPLITS:
+    for name in splits:
         missing = want - set(labels[split == name])
         if missing:
             raise FerError(
-                f"the {name} split has no images of {', '.join(sorted(missing))}; "
-                "use more subjects, larger split fractions, or another split.seed"
+                f"{where}the {name} split has no images of {', '.join(sorted(missing))}; "
+                "use more subjects, larger split fractions, fewer folds, or another split.seed"
             )
+
+
+def assign_folds(images: pd.DataFrame, folds: int | str, val: float, seed: int,
+                 group_by: str = "subject") -> tuple[pd.DataFrame, str]:
+    """Cross-validation folds: every image is tested in exactly one fold.
+
+    images: needs `label`; `subject` is used where known and group_by is "subject".
+    folds: k >= 2, or "loso" (one fold per subject). With subjects, folds hold whole
+    subjects, stratified by class as far as the subjects allow (StratifiedGroupKFold);
+    without them (or group_by "none"), folds are stratified by image. In each fold, val
+    (`val` of the other folds' subjects, or images) picks the best epoch; train is the rest.
+    A dataset with its own split (FER2013's PrivateTest) is refused: its published numbers
+    are on that split, and folds would mix it into training.
+    Returns (a row per fold and image: `fold`, `image` (position in `images`), `split`
+    train/val/test; the protocol). Raises FerError when a class is in too few subjects
+    (or images) for the folds, or a fold's train or val split misses a class.
+    """
+    if _has_official(images):
+        raise FerError("split.folds: this dataset comes with its own train/val/test split (FER2013's "
+                       "Training/PublicTest/PrivateTest), the one its results are reported on; cross-validation "
+                       "would train on its test images. Set split.folds=0 to keep the official split")
+    by_subject = group_by == "subject" and _known(images, "subject")
+    splitter, groups, protocol = _fold_splitter(images, folds, seed, by_subject)
+    try:
+        tests = [test for _, test in splitter.split(images, images["label"], groups)]
+    except ValueError as e:
+        raise FerError(f"split.folds={folds}: {e}") from None
+    everything, parts = np.arange(len(images)), []
+    for i, test in enumerate(tests):
+        split = pd.Series("train", index=images.index)
+        split.iloc[test] = "test"
+        rest = np.setdiff1d(everything, test)
+        if by_subject:
+            _, val_pos = _stratified_group_split(images.iloc[rest], val, seed)
+        else:
+            _, val_pos = _stratified(images["label"].iloc[rest], val, seed)
+        split.iloc[rest[val_pos]] = "val"
+        # One subject's test set (loso) rarely shows every expression; pooled metrics cover them.
+        _check_classes(images["label"], split, f"fold {i}: ", SPLITS if folds != "loso" else ("train", "val"))
+        parts.append(pd.DataFrame({"fold": i, "image": everything, "split": split.to_numpy()}))
+    return pd.concat(parts, ignore_index=True), protocol
+
+
+def _fold_splitter(images: pd.DataFrame, folds: int | str, seed: int, by_subject: bool):
+    """(scikit-learn splitter, groups, protocol) for `assign_folds`; checks every class can
+    reach every fold's test set."""
+    unit = "subjects" if by_subject else "images"
+    if folds == "loso":
+        if not by_subject:
+            raise FerError("split.folds=loso leaves one subject out, but "
+                           + ("split.group_by is none" if _known(images, "subject") else "the subjects are unknown")
+                           + ": set data.subject_pattern (folders) and split.group_by=subject, or use split.folds=k")
+        return LeaveOneGroupOut(), images["subject"], "leave-one-subject-out"
+    spread = images.groupby("label")["subject"].nunique() if by_subject else images["label"].value_counts()
+    few = spread[spread < folds]
+    if len(few):
+        raise FerError(f"split.folds={folds}: every fold's test set needs every class, but "
+                       + ", ".join(f"{c} has {n} {unit}" for c, n in few.items())
+                       + f"; use split.folds={max(2, int(few.min()))} or fewer, or drop the class with data.classes")
+    if by_subject:
+        return (StratifiedGroupKFold(folds, shuffle=True, random_state=seed), images["subject"],
+                f"{folds}-fold, subject-disjoint")
+    leak = "subjects leak" if _known(images, "subject") else "subjects unknown"
+    return StratifiedKFold(folds, shuffle=True, random_state=seed), None, f"{folds}-fold by image ({leak})"
+
+
+def fold_summary(images: pd.DataFrame, folds: pd.DataFrame, protocol: str) -> dict:
+    """What the folds are, for metrics/split.json: protocol, count, test images per fold and
+    subjects tested in two folds (0; None where subjects are unknown)."""
+    test = folds[folds["split"] == "test"]
+    out = {"protocol": protocol, "folds": int(folds["fold"].nunique()),
+           "test_images": test.groupby("fold").size().tolist()}
+    if not _known(images, "subject"):
+        return {**out, "subjects": "unknown", "subject_overlap": None}
+    subject = images["subject"].to_numpy()[test["image"]]
+    return {**out, "subject_overlap": int((pd.Series(test["fold"].to_numpy()).groupby(subject).nunique() > 1).sum())}
 
 
 def summary(images: pd.DataFrame, split: pd.Series, protocol: str, repeats: pd.DataFrame | None = None) -> dict:

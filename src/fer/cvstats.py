@@ -1,0 +1,73 @@
+"""What the folds say together: mean, spread and interval of each headline metric, and the
+paired comparison of two cross-validations over the same folds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+HEADLINE = ("accuracy", "macro_f1", "balanced_accuracy")
+CONFIDENCE = 0.95
+
+
+def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Student-t interval of the mean of `values`, the folds taken as samples (the mean
+    itself when there is no spread to go on)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2 or np.all(v == v[0]):
+        return float(v.mean()), float(v.mean())
+    lo, hi = stats.t.interval(confidence, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+    return float(lo), float(hi)
+
+
+def spread(values) -> dict:
+    """mean, std (over folds, ddof=1), min, max and the t-interval of the mean."""
+    v = np.asarray(values, dtype=float)
+    lo, hi = t_interval(v)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "min": float(v.min()), "max": float(v.max()), "ci95_low": lo, "ci95_high": hi}
+
+
+def summarize(folds: list[dict], predictions: pd.DataFrame, classes: list[str], split: dict, digest: str) -> dict:
+    """metrics/cv.json: the spread of each headline metric over `folds` (each with the
+    evaluate stage's `metrics`), the pooled metrics of every test prediction (`actual`,
+    `predicted`), the per-fold values, and what the folds were (protocol from the split
+    stage's `cv` summary, `folds_digest`: equal digests mean the same images in the same folds)."""
+    if not folds:
+        return {"folds": 0}
+    per_fold = {m: [f["metrics"][m] for f in folds] for m in HEADLINE}
+    y_true, y_pred = predictions["actual"], predictions["predicted"]
+    pooled = {"accuracy": accuracy_score(y_true, y_pred),
+              "macro_f1": f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0),
+              "balanced_accuracy": balanced_accuracy_score(y_true, y_pred)}
+    return {
+        "folds": len(folds), "protocol": split.get("protocol", ""), "subjects": split.get("subjects", "known"),
+        **{m: spread(per_fold[m]) for m in HEADLINE},
+        "pooled": {k: float(v) for k, v in pooled.items()}, "test_images": len(predictions),
+        "per_fold": {**per_fold, "test_images": [f["metrics"]["test_images"] for f in folds],
+                     "best_epoch": [f["best_epoch"] for f in folds]},
+        "folds_digest": digest,
+    }
+
+
+def fold_table(cv: dict) -> pd.DataFrame:
+    """One row per fold and metric (`fold`, `metric`, `value`): the per-fold plot's data."""
+    rows = [{"fold": i, "metric": m, "value": v} for m in HEADLINE for i, v in enumerate(cv["per_fold"][m])]
+    return pd.DataFrame(rows, columns=["fold", "metric", "value"])
+
+
+def paired(a, b, confidence: float = CONFIDENCE) -> dict:
+    """B - A over the same folds: the mean difference, its t-interval, the paired t-test's
+    and the Wilcoxon signed-rank test's p-values (None where undefined: fewer than 2 folds,
+    or no fold differs)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    d = b - a
+    lo, hi = t_interval(d, confidence)
+    varies = len(d) > 1 and not np.all(d == d[0])
+    t_p = float(stats.ttest_rel(b, a).pvalue) if varies else None
+    w_p = float(stats.wilcoxon(d).pvalue) if varies and np.any(d != 0) else None
+    return {"folds": len(d), "a_mean": float(a.mean()), "b_mean": float(b.mean()), "diff": float(d.mean()),
+            "ci95_low": lo, "ci95_high": hi, "t_test_p": t_p, "wilcoxon_p": w_p,
+            "b_wins": int((d > 0).sum()), "a_wins": int((d < 0).sum())}

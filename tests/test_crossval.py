@@ -1,0 +1,99 @@
+"""Cross-validation: a fold trains and tests like the single split, resumes, and the folds' spread and
+the paired comparison say what the numbers allow."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer import FerError, crossval
+from fer.compare import compare, main, read_cv, report
+from fer.cvstats import fold_table, paired, summarize, t_interval
+from fer.labels import CLASSES
+from fer.params import Params
+from fer.split import assign_folds
+
+
+@pytest.fixture
+def tiny_cv(tiny_train):
+    """6 people x 7 classes x 2 images of 32 px noise with a class-coloured corner, in 3 folds."""
+    rng = np.random.default_rng(0)
+    meta = pd.DataFrame([{"path": f"S{s}_{c}_{i}.png", "subject": f"S{s}", "label": c, "target": t, "angle": "S"}
+                         for s in range(6) for t, c in enumerate(CLASSES) for i in range(2)])
+    images = rng.integers(0, 255, (len(meta), 3, 32, 32), dtype=np.uint8)
+    images[:, :, :8, :8] = (meta["target"].to_numpy() * 36)[:, None, None, None]
+    rows, _ = assign_folds(meta, 3, val=0.15, seed=0)
+    folds = rows.assign(path=meta["path"].to_numpy()[rows["image"]])
+    params = Params(train=tiny_train.model_copy(update={"epochs": 1}))
+    cache_meta = {"classes": list(CLASSES), "size": 32, "channels": 3, "blur": 0.0, "max_sharpness": 0.0}
+    return params, images, meta, folds, cache_meta
+
+
+def test_a_fold_is_tested_on_its_own_people_and_a_finished_fold_is_kept(tiny_cv, tmp_path, monkeypatch):
+    params, images, meta, folds, cache_meta = tiny_cv
+    rows = crossval.fold_rows(folds, meta, 1)
+    assert set(meta["subject"].iloc[rows["test"]]).isdisjoint(meta["subject"].iloc[np.r_[rows["train"], rows["val"]]])
+    result = crossval.run_fold(params, images, meta, rows, 1, cache_meta, tmp_path)
+    assert result["predictions"]["path"] == meta["path"].iloc[rows["test"]].tolist()
+    assert result["metrics"]["test_images"] == len(rows["test"]) and 0 <= result["metrics"]["accuracy"] <= 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fold-1.json"]  # no checkpoint or train state left
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished fold was trained again")
+
+    monkeypatch.setattr(crossval, "fit", no_training)
+    assert crossval.run_fold(params, images, meta, rows, 1, cache_meta, tmp_path) == result
+    other = Params(train=params.train.model_copy(update={"lr": 0.01}))
+    with pytest.raises(AssertionError, match="trained again"):  # other params: the kept result is not theirs
+        crossval.run_fold(other, images, meta, rows, 1, cache_meta, tmp_path)
+
+
+def fake_folds(accuracies):
+    return [{"metrics": {"accuracy": a, "macro_f1": a - 0.1, "balanced_accuracy": a - 0.05, "test_images": 10},
+             "best_epoch": 3} for a in accuracies]
+
+
+def test_the_summary_gives_mean_spread_interval_pooled_and_per_fold_values():
+    predictions = pd.DataFrame({"actual": ["happy"] * 8 + ["sad"] * 2, "predicted": ["happy"] * 10})
+    cv = summarize(fake_folds([0.6, 0.7, 0.8]), predictions, ["happy", "sad"], {"protocol": "3-fold"}, "abc")
+    acc = cv["accuracy"]
+    assert acc["mean"] == pytest.approx(0.7) and acc["std"] == pytest.approx(0.1)
+    assert (acc["min"], acc["max"]) == (0.6, 0.8)
+    # t with 2 degrees of freedom: 0.7 +- 4.303 * 0.1 / sqrt(3)
+    assert acc["ci95_low"] == pytest.approx(0.7 - 0.2484, abs=1e-3) and acc["ci95_high"] == pytest.approx(0.9484, abs=1e-3)
+    assert cv["pooled"]["accuracy"] == 0.8 and cv["pooled"]["balanced_accuracy"] == 0.5
+    assert cv["per_fold"]["accuracy"] == [0.6, 0.7, 0.8] and cv["folds"] == 3 and cv["folds_digest"] == "abc"
+    assert len(fold_table(cv)) == 9
+    assert summarize([], predictions.iloc[:0], ["happy"], {}, "") == {"folds": 0}
+    assert t_interval([0.5, 0.5]) == (0.5, 0.5)
+
+
+def test_a_consistent_gain_is_beyond_the_noise_and_a_mixed_one_is_not():
+    a = [0.60, 0.65, 0.70, 0.62, 0.68]
+    steady = paired(a, [x + 0.03 + 0.005 * i for i, x in enumerate(a)])
+    assert steady["ci95_low"] > 0 and steady["t_test_p"] < 0.01 and steady["b_wins"] == 5
+    mixed = paired(a, [0.66, 0.60, 0.75, 0.58, 0.71])
+    assert mixed["ci95_low"] < 0 < mixed["ci95_high"] and mixed["t_test_p"] > 0.05
+    assert paired(a, a)["t_test_p"] is None and paired(a, a)["diff"] == 0
+
+
+def test_compare_reads_two_runs_and_refuses_different_folds(tmp_path, capsys):
+    def cv_file(name, accuracies, digest="same"):
+        cv = summarize(fake_folds(accuracies), pd.DataFrame({"actual": ["happy", "sad"], "predicted": ["happy", "sad"]}),
+                       ["happy", "sad"], {"protocol": "5-fold, subject-disjoint"}, digest)
+        (tmp_path / name).write_text(json.dumps(cv))
+        return str(tmp_path / name)
+
+    a = cv_file("a.json", [0.60, 0.65, 0.70, 0.62, 0.68])
+    b = cv_file("b.json", [0.64, 0.69, 0.75, 0.66, 0.73])
+    main([a, b, "--json", str(tmp_path / "diff.json")])
+    out = capsys.readouterr().out
+    assert "accuracy: B is better beyond the folds' noise" in out and "5/0" in out
+    assert json.loads((tmp_path / "diff.json").read_text())["accuracy"]["diff"] == pytest.approx(0.044)
+    assert "no difference beyond the folds' noise" in report(compare(read_cv(a), read_cv(a)), a, a)
+    with pytest.raises(FerError, match="different folds"):
+        compare(read_cv(a), read_cv(cv_file("c.json", [0.6] * 5, digest="other")))
+    (tmp_path / "none.json").write_text('{"folds": 0}')
+    with pytest.raises(FerError, match="ran no cross-validation"):
+        read_cv(str(tmp_path / "none.json"))
