@@ -90,7 +90,7 @@ class SplitParams(Section):
         if v == "loso" or (isinstance(v, int) and (v == 0 or v >= 2)):
             return v
         raise ValueError(f"folds must be 0 (one train/val/test split), an integer k >= 2 (k-fold "
-                         f"cross-validation) or loso (leave one subject out)")
+                         f"cross-validation) or loso (leave one subject out) (got {v!r})")
 
     @model_validator(mode="after")
     def _check_fractions(self):
