@@ -148,3 +148,21 @@ def test_an_interrupted_run_with_a_frozen_start_resumes_exactly(arrays, tmp_path
     assert drop(history) == drop(ref_history)
     for k in ref_best["model"]:
         assert torch.equal(best["model"][k], ref_best["model"][k]), k
+
+
+def test_the_model_card_says_what_the_model_was_initialised_from(tmp_path):
+    from fer.export import model_card
+
+    model = create("test_resnet", len(EIGHT), 1)
+    init = carry(model, "test_resnet", EIGHT, checkpoint(SEVEN, channels=3), "models/fer2013.pt")
+    ckpt = {**checkpoint(EIGHT, channels=1), "init": init, "epoch": 3, "val_acc": 0.5,
+            "params": TrainParams(freeze_epochs=2, backbone_lr_scale=0.3).model_dump()}
+    metrics = {"accuracy": 0.9, "macro_f1": 0.8, "balanced_accuracy": 0.85, "majority_baseline": 0.14,
+               "test_images": 8, "per_class": {}}
+    card = model_card(ckpt, metrics, {"protocol": "subject-disjoint", "subject_overlap": 0}, 1e-6, "model.onnx")
+    assert ("- Initialised from: backbone from models/fer2013.pt (test_resnet, trained on fer2013.csv), 7 of 8 "
+            "classifier rows carried; new: contempt; first layer adapted from 3 to 1 channel(s).") in card
+    assert "fine-tuned from a previous run" in card
+    assert "only the classifier trained for the first 2 epoch(s); backbone lr 0.3 x lr" in card
+    plain = model_card({**ckpt, "init": None}, metrics, {"protocol": "subject-disjoint"}, 1e-6, "model.onnx")
+    assert "Initialised from" not in plain
