@@ -82,8 +82,8 @@ def test_a_checkpoint_of_another_architecture_is_an_error_naming_both():
 
 def test_init_from_and_weights_take_a_checkpoint_of_other_classes_and_record_it(tmp_path):
     save_checkpoint(checkpoint(SEVEN, channels=1), tmp_path / "fer2013.pt")
-    for key in ("init_from", "weights"):
-        p = TrainParams(model="test_resnet", pretrained=False, device="cpu", **{key: str(tmp_path / "fer2013.pt")})
+    for key in ("init_from", "weights"):  # pretrained: the checkpoint replaces hub weights, so none are fetched
+        p = TrainParams(model="test_resnet", pretrained=True, device="cpu", **{key: str(tmp_path / "fer2013.pt")})
         model, init = start_model(p, EIGHT, 1)
         assert init["from"] == str(tmp_path / "fer2013.pt") and init["rows_carried"] == 7
         assert describe_init(init).startswith(f"backbone from {tmp_path / 'fer2013.pt'} (test_resnet, trained on "

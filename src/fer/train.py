@@ -142,7 +142,8 @@ def start_model(params: TrainParams, classes: list[str], channels: int) -> tuple
     checkpoint of other classes, channels or input size is carried over by `carry`.
     """
     run = pipeline_checkpoint(params.weights) if params.weights else None
-    model = create(params.model, len(classes), channels, params.pretrained and not run,
+    # A checkpoint replaces every tensor: no download of hub weights it would overwrite.
+    model = create(params.model, len(classes), channels, params.pretrained and not run and not params.init_from,
                    "" if run else params.weights)
     init = carry(model, params.model, classes, run, params.weights) if run else None
     if params.init_from:
