@@ -4,7 +4,8 @@ DVC accepts `-S trian.lr=1` silently; this stage depends on every param, so any 
 re-runs it, and an unknown key, a wrong type or an impossible value stops the pipeline
 here with a message that names the key. Files that params name must exist (`data.source`
 too, or DVC would delete the last download before the download stage found out),
-`train.model` must be a timm model and `train.weights` must load into it (so a typo stops
+`train.model` must be a timm model, `train.weights` must load into it and a checkpoint
+in `train.weights` or `train.init_from` must hold the same architecture (so a typo stops
 the run before download and preprocess, and before DVC deletes the last model), and
 `train.init_from` must not be one of the pipeline's own outputs (`--outputs`): DVC deletes
 those before it re-runs the stage that writes them. Its output never changes, so the
@@ -17,7 +18,7 @@ from pathlib import Path
 from fer import FerError, sources
 from fer.cli import run
 from fer.labels import CLASSES
-from fer.model import check_name, create
+from fer.model import check_architecture, check_name, create, pipeline_checkpoint, read_checkpoint
 
 
 def main(params):
@@ -30,13 +31,18 @@ def main(params):
         raise FerError(f"train.init_from {init!r} is not a file")
     sources.check(params.data)
     check_name(params.train.model)
-    if params.train.weights:  # says if it is missing too; the class count does not matter: the classifier is new
-        create(params.train.model, len(params.data.classes or CLASSES), 1 if params.preprocess.grayscale else 3,
-               weights=params.train.weights)
     if init and Path(init).resolve() in {p.resolve() for p in args.outputs}:
         copy = Path(init).with_name("init" + Path(init).suffix)
         raise FerError(f"train.init_from {init} is written by this pipeline, and DVC deletes it before training "
                        f"again: copy it first (cp {init} {copy}) and set train.init_from={copy}")
+    # Another architecture stops here; other classes, channels or input sizes are carried over.
+    if run := pipeline_checkpoint(params.train.weights):
+        check_architecture(run, params.train.model, f"train.weights {params.train.weights}")
+    elif params.train.weights:  # says if it is missing too; the class count does not matter: the classifier is new
+        create(params.train.model, len(params.data.classes or CLASSES), 1 if params.preprocess.grayscale else 3,
+               weights=params.train.weights)
+    if init:
+        check_architecture(read_checkpoint(init), params.train.model, f"train.init_from {init}")
     args.marker.parent.mkdir(parents=True, exist_ok=True)
     args.marker.write_text("params.yaml is valid\n")
 

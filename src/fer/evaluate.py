@@ -7,12 +7,14 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, classification_report, f1_score
 
 
-def metrics(y_true, y_pred, classes: list[str], train_targets, angles=None) -> dict:
+def metrics(y_true, y_pred, classes: list[str], train_targets, angles=None, scored=None) -> dict:
     """Flat headline metrics plus nested detail.
 
     y_true, y_pred: class indices of the test images; train_targets: those of the train
     split, for the majority-class baseline (always answering the most common train class).
     angles: head angle per test image, or None where the dataset has none.
+    scored: the class indices macro-F1 averages over (default all): a test set from another
+    dataset leaves out the model's classes it does not hold.
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     majority = np.bincount(np.asarray(train_targets), minlength=len(classes)).argmax()
@@ -20,7 +22,8 @@ def metrics(y_true, y_pred, classes: list[str], train_targets, angles=None) -> d
         y_true, y_pred, labels=range(len(classes)), target_names=classes, output_dict=True, zero_division=0)
     out = {
         "accuracy": accuracy_score(y_true, y_pred),
-        "macro_f1": f1_score(y_true, y_pred, labels=range(len(classes)), average="macro", zero_division=0),
+        "macro_f1": f1_score(y_true, y_pred, labels=range(len(classes)) if scored is None else list(scored),
+                             average="macro", zero_division=0),
         "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
         "majority_baseline": float(np.mean(y_true == majority)),
         "majority_class": classes[majority],

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fer.io import atomic_path
-from fer.model import flip_average
+from fer.model import describe_init, flip_average
 
 
 class Probabilities(nn.Module):
@@ -91,12 +91,16 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
     cfg = ckpt["data_config"]
     schedule = ("OneCycleLR (warm-up, then annealing to ~0)" if p.get("schedule") == "onecycle" else
                 f"ReduceLROnPlateau (patience {p.get('lr_patience')}, factor {p.get('lr_factor')})")
+    init = describe_init(ckpt.get("init"))
+    start = ("fine-tuned from a previous run" if init else
+             "ImageNet-pretrained" if p.get("pretrained") else "trained from scratch")
+    init_line = f"\n- Initialised from: {init}." if init else ""
     return f"""# Model card: {ckpt['model_name']} facial expression classifier
 
 ## Model
-- Architecture: timm `{ckpt['model_name']}`, {'ImageNet-pretrained' if p.get('pretrained') else 'trained from scratch'};
+- Architecture: timm `{ckpt['model_name']}`, {start};
   input {'x'.join(str(v) for v in ckpt['data_config']['input_size'])} (channels x height x width),
-  {'greyscale' if ckpt['data_config']['input_size'][0] == 1 else 'RGB'}; classes: {', '.join(ckpt['classes'])}.
+  {'greyscale' if ckpt['data_config']['input_size'][0] == 1 else 'RGB'}; classes: {', '.join(ckpt['classes'])}.{init_line}
 - Checkpoint: epoch {ckpt['epoch']} of {p.get('epochs')} (best validation accuracy {ckpt.get('val_acc', float('nan')):.4f}).
 - ONNX: `{onnx_name}` (pixels 0-255 in, probabilities out; largest difference from PyTorch on
   {metrics['test_images']} test images: {max_diff:.2e}).
@@ -111,7 +115,7 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
 ## Training
 AdamW lr {p.get('lr')}, weight decay {p.get('weight_decay')}, batch {p.get('batch_size')}, {p.get('epochs')} epochs,
 {schedule}, label smoothing {p.get('label_smoothing', 0)}, early stopping
-{p.get('early_stopping') or 'off'}, class weights {p.get('class_weights', 'none')}, seed {p.get('seed')}.
+{p.get('early_stopping') or 'off'}, class weights {p.get('class_weights', 'none')}, seed {p.get('seed')}.{_finetune(p)}
 
 ## Test results
 | accuracy | macro-F1 | balanced accuracy | majority-class baseline |
@@ -132,3 +136,13 @@ AdamW lr {p.get('lr')}, weight decay {p.get('weight_decay')}, batch {p.get('batc
   make decisions about people (hiring, policing, health, education).
 - Accuracy differs by class (see the table); check it on data like yours before relying on it.
 """
+
+
+def _finetune(p: dict) -> str:
+    """The fine-tuning schedule in words, or '' when it is the default (one lr, nothing frozen)."""
+    parts = []
+    if p.get("freeze_epochs"):
+        parts.append(f"only the classifier trained for the first {p['freeze_epochs']} epoch(s)")
+    if p.get("backbone_lr_scale", 1) != 1:
+        parts.append(f"backbone lr {p['backbone_lr_scale']} x lr")
+    return (" Fine-tuning: " + "; ".join(parts) + ".") if parts else ""

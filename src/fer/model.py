@@ -18,6 +18,7 @@ from torch import nn
 
 from fer import FerError
 from fer.io import atomic_path
+from fer.labels import canonical
 
 
 def check_name(name: str) -> None:
@@ -115,16 +116,21 @@ def save_checkpoint(ckpt: dict, path: str | Path) -> None:
         torch.save(ckpt, tmp)
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model a checkpoint describes; returns (model in eval mode, checkpoint)."""
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    """The checkpoint at `path` as data (a FerError if it is missing or holds code)."""
     # weights_only: a checkpoint is data, never code to run.
     if not Path(path).is_file():
         raise FerError(f"checkpoint {path} not found")
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:
         raise FerError(f"refusing to load {path}: it holds more than weights and plain data "
                        f"({str(e).splitlines()[0][:200]})") from None
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model a checkpoint describes; returns (model in eval mode, checkpoint)."""
+    ckpt = read_checkpoint(path, device)
     model = create(ckpt["model_name"], len(ckpt["classes"]), ckpt["data_config"]["input_size"][0])
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt
@@ -160,3 +166,127 @@ def predict(model: nn.Module, images, cfg: dict, device: torch.device, batch_siz
             out.append(flip_average(model, x).log() if tta == "flip" else model(x).float())
     model.train(was_training)
     return torch.cat(out).cpu() if out else torch.empty(0, 0)
+
+
+def pipeline_checkpoint(path: str | Path) -> dict | None:
+    """The checkpoint at `path` if it is one of this pipeline's (weights, model name, classes,
+    data config), else None (e.g. a timm weights file, a .safetensors or a .pth state dict)."""
+    if not path or not Path(path).is_file() or str(path).lower().endswith(".safetensors"):
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a torch file, or not plain data: not ours either way
+        return None
+    keys = {"model", "model_name", "classes", "data_config"}
+    return ckpt if isinstance(ckpt, dict) and keys <= ckpt.keys() else None
+
+
+def check_architecture(ckpt: dict, name: str, origin: str) -> None:
+    """A FerError naming both unless the checkpoint holds a `name` (weights carry over only
+    between the same architecture; classes, channels and input size may differ)."""
+    if ckpt["model_name"].split(".")[0] != name.split(".")[0]:
+        raise FerError(f"{origin} holds a {ckpt['model_name']}, but this run trains a {name}: weights carry over "
+                       f"only within one architecture; set train.model={ckpt['model_name']}, or start from a "
+                       f"checkpoint of a {name}")
+
+
+def carry(model: nn.Module, name: str, classes: list[str], ckpt: dict, origin: str) -> dict:
+    """Load a pipeline checkpoint of the same architecture into `model`, whatever its classes,
+    channels or input size (convolutional models take any size).
+
+    The backbone is copied as is, its first convolution summed to greyscale or repeated to
+    RGB as timm does for `in_chans`; of the classifier, the rows of the classes both share
+    (canonical names) are copied and the rows of classes new to `model` keep their fresh
+    initialisation. Returns what was carried, for the checkpoint and the model card.
+    origin: how the user named the checkpoint (e.g. "train.init_from models/fer2013.pt").
+    """
+    check_architecture(ckpt, name, origin)
+    old = [canonical(c) or c for c in ckpt["classes"]]
+    rows = {i: old.index(canonical(c) or c) for i, c in enumerate(classes) if (canonical(c) or c) in old}
+    source, target = ckpt["model"], model.state_dict()
+    if set(source) != set(target):
+        odd = sorted(set(source) ^ set(target))
+        raise FerError(f"{origin} does not fit this run's {name}: {len(odd)} tensor(s) are in one and not the "
+                       f"other (e.g. {odd[0]}); it was saved by another version of timm or the model")
+    heads = _head_keys(model)
+    stems = {f"{n}.weight" for n in _names(model.pretrained_cfg.get("first_conv"))}
+    loaded = {}
+    for key, value in target.items():
+        src = source[key]
+        if key in heads and src.shape[1:] == value.shape[1:]:
+            src = _rows(value, src, rows)
+        elif key in stems and src.dim() == 4 and src.shape[1] != value.shape[1]:
+            src = _adapt_channels(src, value.shape[1])
+        if src.shape != value.shape:
+            raise FerError(f"{origin} does not fit this run's {name}: {key} has shape {tuple(src.shape)} there and "
+                           f"{tuple(value.shape)} here")
+        loaded[key] = src.to(value.dtype)
+    model.load_state_dict(loaded)
+    channels = ckpt["data_config"]["input_size"][0]
+    new_channels = next((target[k].shape[1] for k in stems if k in target), channels)
+    return _report(ckpt, origin, classes, rows, [channels, new_channels])
+
+
+def _report(ckpt: dict, origin: str, classes: list[str], rows: dict[int, int], channels: list[int]) -> dict:
+    """What `carry` did, as plain data (it travels in the checkpoint)."""
+    ours = {canonical(c) or c for c in classes}
+    return {
+        "from": origin, "model_name": ckpt["model_name"],
+        "data_source": ckpt.get("extra", {}).get("data", {}).get("source", ""),
+        "input_size": list(ckpt["data_config"]["input_size"]), "channels": channels,
+        "rows_carried": len(rows), "rows": len(classes),
+        "carried": [classes[i] for i in rows], "new": [c for i, c in enumerate(classes) if i not in rows],
+        "dropped": [c for c in ckpt["classes"] if (canonical(c) or c) not in ours],
+    }
+
+
+def _head_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of the classifier(s) timm's `get_classifier()` names (two for distilled models)."""
+    heads = model.get_classifier()
+    heads = heads if isinstance(heads, (tuple, list)) else (heads,)
+    names = {n for n, m in model.named_modules() if any(m is h for h in heads)}
+    return {k for k in model.state_dict() if k.rsplit(".", 1)[0] in names}
+
+
+def head_parameters(model: nn.Module) -> set[nn.Parameter]:
+    """The parameters of the classifier(s): what the new task trains first."""
+    keys = _head_keys(model)
+    return {p for k, p in model.named_parameters() if k in keys}
+
+
+def _rows(fresh: torch.Tensor, old: torch.Tensor, rows: dict[int, int]) -> torch.Tensor:
+    """`fresh` with row i replaced by `old`'s row rows[i] (a classifier's weight or bias)."""
+    out = fresh.clone()
+    if rows:
+        out[torch.tensor(list(rows))] = old[torch.tensor(list(rows.values()))].to(out.dtype)
+    return out
+
+
+def _adapt_channels(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """A first convolution's weight for `in_chans` input channels, as timm adapts pretrained
+    weights: RGB summed to greyscale (`timm.models.adapt_input_conv`); greyscale repeated to
+    every channel and scaled so that a grey image gives the same response."""
+    from timm.models import adapt_input_conv
+
+    if weight.shape[1] == 1:
+        return weight.repeat(1, in_chans, 1, 1) / in_chans
+    try:
+        return adapt_input_conv(in_chans, weight.float()).to(weight.dtype)
+    except NotImplementedError:
+        raise FerError(f"timm cannot adapt a first layer of {weight.shape[1]} channels to {in_chans}") from None
+
+
+def describe_init(init: dict | None) -> str:
+    """One line for the log and the model card: where the weights came from, what was new."""
+    if not init:
+        return ""
+    trained_on = f", trained on {init['data_source']}" if init.get("data_source") else ""
+    text = (f"backbone from {init['from']} ({init['model_name']}{trained_on}), {init['rows_carried']} of "
+            f"{init['rows']} classifier rows carried")
+    if init["new"]:
+        text += f"; new: {', '.join(init['new'])}"
+    if init["dropped"]:
+        text += f"; left behind: {', '.join(init['dropped'])}"
+    if init["channels"][0] != init["channels"][1]:
+        text += f"; first layer adapted from {init['channels'][0]} to {init['channels'][1]} channel(s)"
+    return text

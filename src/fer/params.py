@@ -132,6 +132,8 @@ class TrainParams(Section):
     mixup: float = Field(0.0, ge=0)
     cutmix: float = Field(0.0, ge=0)
     early_stopping: int = Field(0, ge=0)
+    freeze_epochs: int = Field(0, ge=0)
+    backbone_lr_scale: float = Field(1.0, gt=0, le=1)
     class_weights: Literal["none", "balanced"] = "none"
     augment: AugmentParams = AugmentParams()
     seed: int = 42
@@ -150,12 +152,47 @@ class EvaluateParams(Section):
     tta: Literal["none", "flip"] = "flip"
 
 
+class ExternalSet(Section):
+    """A test set from another source, scored by the crosseval stage."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    source: str
+    format: Literal["kdef", "fer2013", "folders"] = "folders"
+    subject_pattern: str = ""
+    classes: tuple[str, ...] = ()
+    split: Literal["all", "train", "val", "test"] = "all"
+
+    @model_validator(mode="after")
+    def _check_data(self):
+        try:
+            self.data()  # the same rules as the data section
+        except ValidationError as e:
+            raise ValueError(e.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return self
+
+    def data(self) -> DataParams:
+        return DataParams(source=self.source, format=self.format, subject_pattern=self.subject_pattern,
+                          classes=self.classes)
+
+
+class CrossevalParams(Section):
+    sets: tuple[ExternalSet, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_names(self):
+        names = [s.name for s in self.sets]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"set name(s) {', '.join(twice)} appear twice: each names its output files")
+        return self
+
+
 class Params(Section):
     data: DataParams = DataParams()
     split: SplitParams = SplitParams()
     preprocess: PreprocessParams = PreprocessParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    crosseval: CrossevalParams = CrossevalParams()
 
 
 class ParamsError(FerError):

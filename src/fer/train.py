@@ -22,7 +22,8 @@ from torch import nn
 from tqdm import tqdm
 
 from fer import FerError
-from fer.model import create, data_config, load_checkpoint, predict, save_checkpoint
+from fer.model import (carry, create, data_config, describe_init, head_parameters, pipeline_checkpoint, predict,
+                       read_checkpoint, save_checkpoint)
 from fer.params import AugmentParams, TrainParams
 
 
@@ -111,9 +112,46 @@ class Batches:
             yield self.augment(x.float().div_(255)).contiguous(memory_format=torch.channels_last), y
 
 
-def adamw(model: nn.Module, lr: float, weight_decay: float = 0.01) -> torch.optim.AdamW:
-    """AdamW with the fused kernel: one update for all tensors, on GPUs and CPUs alike (+4% here)."""
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+def adamw(model: nn.Module, lr: float, weight_decay: float = 0.01, backbone_lr_scale: float = 1.0) -> torch.optim.AdamW:
+    """AdamW with the fused kernel: one update for all tensors, on GPUs and CPUs alike (+4% here).
+    backbone_lr_scale < 1: two parameter groups, the classifier (timm's `get_classifier()`)
+    first at `lr`, then the backbone at `lr * backbone_lr_scale` (fine-tuning a carried
+    backbone gently while the new head learns fast)."""
+    groups = model.parameters()
+    if backbone_lr_scale != 1:
+        head = head_parameters(model)
+        groups = [{"params": [p for p in model.parameters() if p in head], "lr": lr},
+                  {"params": [p for p in model.parameters() if p not in head], "lr": lr * backbone_lr_scale}]
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=True)
+
+
+def freeze_backbone(model: nn.Module, frozen: bool) -> None:
+    """Train only the classifier (frozen) or everything. Frozen weights get no gradient, so
+    AdamW leaves them and their weight decay alone; batch-norm statistics still follow the
+    new data, as the model runs in train mode."""
+    head = head_parameters(model)
+    for p in model.parameters():
+        p.requires_grad_(not frozen or p in head)
+
+
+def start_model(params: TrainParams, classes: list[str], channels: int) -> tuple[nn.Module, dict | None]:
+    """The model a run starts from, and what was carried into it (None for a fresh start).
+
+    train.weights may be a timm weights file (its classifier is left new) or one of this
+    pipeline's checkpoints; train.init_from is a pipeline checkpoint, loaded last. A pipeline
+    checkpoint of other classes, channels or input size is carried over by `carry`.
+    """
+    run = pipeline_checkpoint(params.weights) if params.weights else None
+    # A checkpoint replaces every tensor: no download of hub weights it would overwrite.
+    model = create(params.model, len(classes), channels, params.pretrained and not run and not params.init_from,
+                   "" if run else params.weights)
+    init = carry(model, params.model, classes, run, params.weights) if run else None
+    if params.init_from:
+        ckpt = read_checkpoint(params.init_from)
+        init = carry(model, params.model, classes, ckpt, params.init_from)
+    if init:
+        tqdm.write(f"initialised: {describe_init(init)}")
+    return model, init
 
 
 def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
@@ -170,29 +208,19 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     channels, size = train[0].shape[1], train[0].shape[2]
     if params.batch_size > len(train[1]):
         raise FerError(f"train.batch_size {params.batch_size} is larger than the train split ({len(train[1])} images)")
-    model = create(params.model, len(classes), channels, params.pretrained, params.weights)
-    if params.init_from:
-        init = load_checkpoint(params.init_from)[1]
-        try:
-            model.load_state_dict(init["model"])
-        except RuntimeError:
-            raise FerError(
-                f"train.init_from {params.init_from} holds a {init['model_name']} for {len(init['classes'])} classes "
-                f"of {init['data_config']['input_size'][0]}-channel images; this run trains a {params.model} for "
-                f"{len(classes)} classes of {channels}-channel images: start from a checkpoint of the same model, "
-                "classes and preprocess.grayscale") from None
+    model, init = start_model(params, classes, channels)
     cfg = data_config(model, size, channels)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
     # channels_last: faster convolutions on GPUs and, with oneDNN, on CPUs too (1.1-1.5x here)
     model = model.to(device, memory_format=torch.channels_last)
-    optimizer = adamw(model, params.lr, params.weight_decay)
+    optimizer = adamw(model, params.lr, params.weight_decay, params.backbone_lr_scale)
     batches = Batches(on_device(train[0], device), torch.tensor(train[1]), params.batch_size,
                       augmentation(params.augment, cfg), device, generator)
     if params.schedule == "onecycle":  # warm up to lr over 30% of the steps, then anneal to ~0: stepped per batch
         scheduler = per_step = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=params.lr, total_steps=params.epochs * len(batches))
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=params.epochs * len(batches))
     else:  # cut lr when the val loss stops falling: stepped per epoch
         scheduler, per_step = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience), None
@@ -226,6 +254,8 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
                 on_epoch(row)
     for epoch in range(len(history) + 1, 0 if stopped else params.epochs + 1):
         start = time.perf_counter()
+        if params.freeze_epochs:  # from the epoch alone, so a resumed run freezes as the first did
+            freeze_backbone(model, epoch <= params.freeze_epochs)
         try:
             train_loss, train_acc, _ = train_epoch(
                 step_model, batches, optimizer, weight, desc=f"epoch {epoch}/{params.epochs}",
@@ -258,7 +288,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
                 "model": copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()}),
                 "model_name": params.model, "classes": list(classes), "data_config": cfg,
                 "params": params.model_dump(), "extra": extra or {}, "epoch": epoch, "val_acc": val_acc,
-                "optimizer": copy.deepcopy(optimizer.state_dict()),
+                "init": init, "optimizer": copy.deepcopy(optimizer.state_dict()),
             }
         else:
             since_best += 1

@@ -1,0 +1,35 @@
+"""Stage crosseval: the best checkpoint on one external test set named in `crosseval.sets`.
+
+DVC runs it once per set (a foreach stage). Writes the metrics JSON (metrics.json's keys
+plus the dataset and protocol, and the classes the model does not know, counted apart) and
+one `actual,predicted` row per scored image (see fer.crosseval).
+"""
+
+import argparse
+from pathlib import Path
+
+from fer import FerError
+from fer.cli import run
+from fer.crosseval import crosseval, summary
+from fer.io import write_csv, write_json
+
+
+def main(params):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("name", help="the set's name in crosseval.sets")
+    parser.add_argument("metrics", type=Path)
+    parser.add_argument("confusion", type=Path)
+    args = parser.parse_args()
+    sets = {s.name: s for s in params.crosseval.sets}
+    if args.name not in sets:
+        raise FerError(f"crosseval.sets has no set named {args.name!r} (it has {', '.join(sets) or 'none'})")
+    chosen = sets[args.name]
+    result, confusion = crosseval(args.checkpoint, chosen.data(), chosen.split, params.split, params.evaluate.tta)
+    write_json({"name": chosen.name, **result}, args.metrics)
+    write_csv(confusion, args.confusion)
+    print(summary(result))
+
+
+if __name__ == "__main__":
+    run(main)

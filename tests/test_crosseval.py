@@ -1,0 +1,107 @@
+"""Cross-dataset evaluation: a checkpoint scored on another dataset, classes it lacks kept apart."""
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from sklearn.metrics import f1_score
+
+from fer import FerError
+from fer.crosseval import crosseval, main
+from fer.model import create, data_config, load_checkpoint, predict, save_checkpoint
+from fer.params import DataParams
+from fer.preprocess import load_image
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+MODEL_CLASSES = ["angry", "happy", "neutral", "sad"]  # the model has no contempt; the data has no neutral
+# CK+'s folder names, which the alias table maps to the model's classes; contempt it cannot.
+FOLDERS = {"anger": "angry", "happiness": "happy", "sadness": "sad", "contempt": None}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ck") / "ck"
+    rng = np.random.default_rng(0)
+    for folder in FOLDERS:
+        (root / folder).mkdir(parents=True)
+        for s in range(3):
+            Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(root / folder / f"S{s:03d}_{folder}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = create("test_resnet", len(MODEL_CLASSES), 1)
+    path = tmp_path_factory.mktemp("ckpt") / "other.pt"
+    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": MODEL_CLASSES,
+                     "data_config": data_config(model, 32, 1), "params": {}, "epoch": 1}, path)
+    return path
+
+
+def test_classes_the_model_lacks_are_reported_apart_and_left_out_of_accuracy(dataset, checkpoint):
+    data = DataParams(source=str(dataset), format="folders", subject_pattern=r"^(S\d+)_")
+    result, confusion = crosseval(checkpoint, data, tta="none", device="cpu")
+
+    # what the model says, face by face, through the preprocess stage's decoding
+    model, ckpt = load_checkpoint(checkpoint)
+    files = sorted(p for f, c in FOLDERS.items() if c for p in (dataset / f).iterdir())
+    x = np.stack([load_image(f, 32, True) for f in files])
+    pred = predict(model, x, ckpt["data_config"], torch.device("cpu")).argmax(1).numpy()
+    truth = np.array([MODEL_CLASSES.index(FOLDERS[f.parent.name]) for f in files])
+
+    assert result["test_images"] == len(files) == 9
+    assert result["accuracy"] == pytest.approx(float(np.mean(pred == truth)))
+    assert result["macro_f1"] == pytest.approx(f1_score(truth, pred, labels=[0, 1, 3], average="macro", zero_division=0))
+    assert result["unknown_images"] == 3 and list(result["unknown_classes"]) == ["contempt"]
+    assert result["unknown_classes"]["contempt"]["images"] == 3
+    assert sum(result["unknown_classes"]["contempt"]["predicted"].values()) == 3
+    assert result["shared_classes"] == ["angry", "happy", "sad"] and result["absent_classes"] == ["neutral"]
+    assert {"accuracy", "macro_f1", "balanced_accuracy", "majority_baseline", "per_class", "dataset",
+            "protocol"} <= result.keys()
+    assert result["dataset"] == str(dataset) and result["protocol"] == "cross-dataset, all 12 images"
+    assert len(confusion) == 9 and "contempt" not in set(confusion["actual"])
+
+
+def test_the_command_reads_an_archive_and_writes_json_and_confusion_csv(dataset, checkpoint, tmp_path, capsys):
+    archive = tmp_path / "ck.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(dataset, arcname="ck")
+    out = tmp_path / "metrics" / "ck.json"
+    main([str(checkpoint), str(archive), "--subject-pattern", r"^(S\d+)_", "--split", "test", "--test", "0.3",
+          "--val", "0.3", "--device", "cpu", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["protocol"] == "cross-dataset, test split (subject-disjoint, seed 42)"
+    assert result["test_images"] + result["unknown_images"] == 4  # one person of three, 4 faces each
+    assert out.with_suffix(".csv").read_text().startswith("actual,predicted\n")
+    printed = capsys.readouterr().out
+    assert "left out: contempt" in printed and f"accuracy {result['accuracy']:.4f}" in printed
+
+
+def test_a_source_with_no_class_the_model_knows_is_an_error(tmp_path, checkpoint):
+    (tmp_path / "contempt").mkdir()
+    Image.new("L", (40, 40)).save(tmp_path / "contempt" / "a.png")
+    Image.new("L", (40, 40), 255).save(tmp_path / "contempt" / "b.png")
+    data = DataParams(source=str(tmp_path), format="folders", classes=("contempt",))
+    with pytest.raises(FerError, match="none of the test classes .contempt. is one the model knows"):
+        crosseval(checkpoint, data, device="cpu")
+
+
+def test_the_stage_scores_the_set_named_in_params(dataset, checkpoint, tmp_path):
+    sets = [{"name": "ck", "source": str(dataset), "subject_pattern": r"^(S\d+)_"}]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"crosseval": {"sets": sets}, "evaluate": {"tta": "none"}}))
+    cmd = [sys.executable, str(SRC / "crosseval.py"), str(checkpoint)]
+    done = subprocess.run(cmd + ["ck", "m/ck.json", "p/ck.csv"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "m/ck.json").read_text())
+    assert result["name"] == "ck" and result["test_images"] == 9 and result["tta"] == "none"
+    assert (tmp_path / "p/ck.csv").is_file()
+    wrong = subprocess.run(cmd + ["kdef", "m/x.json", "p/x.csv"], cwd=tmp_path, capture_output=True, text=True)
+    assert wrong.returncode == 1 and "crosseval.sets has no set named 'kdef' (it has ck)" in wrong.stderr
