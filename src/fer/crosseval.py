@@ -65,7 +65,9 @@ def score(checkpoint: str | Path, images: pd.DataFrame, raw: Path, workdir: Path
     model, ckpt = load_checkpoint(checkpoint, dev)
     classes, cfg = ckpt["classes"], ckpt["data_config"]
     channels, size = cfg["input_size"][:2]
-    failed, _ = build(images.assign(split="test"), raw, workdir, size, channels == 1)
+    face = cfg.get("face") or {}  # crop the faces as the model's training images were
+    failed, _ = build(images.assign(split="test"), raw, workdir, size, channels == 1,
+                      face_margin=face.get("margin"), no_face=face.get("no_face", "keep"))
     x, meta = load_split(workdir, "test")
     pred = predict(model, x, cfg, dev, tta=tta).argmax(1).numpy()
     index = {canonical(c) or c: i for i, c in enumerate(classes)}
