@@ -146,7 +146,9 @@ def test_a_wrong_source_model_or_weights_file_stops_before_any_stage_and_keeps_a
 
 def test_a_misspelt_param_stops_the_experiment_and_names_it(repo):
     # DVC refuses `-S trian.lr=1` itself, but `+trian.lr=1` (or a hand edit) goes through to us.
+    params = (repo / "params.yaml").read_text()
     p = run(repo, "dvc", "exp", "run", "-S", "+trian.lr=1", check=False)
+    (repo / "params.yaml").write_text(params)  # a failed run leaves the override in params.yaml
     assert p.returncode != 0
     assert "trian: unknown key (did you mean 'train'?)" in p.stdout + p.stderr
     assert "Traceback" not in p.stdout + p.stderr
