@@ -198,7 +198,7 @@ def carry(model: nn.Module, name: str, classes: list[str], ckpt: dict, origin: s
     RGB as timm does for `in_chans`; of the classifier, the rows of the classes both share
     (canonical names) are copied and the rows of classes new to `model` keep their fresh
     initialisation. Returns what was carried, for the checkpoint and the model card.
-    origin: how the user named the checkpoint (e.g. "train.init_from models/fer2013.pt").
+    origin: the checkpoint's path as the user gave it (e.g. models/fer2013.pt), for messages and the record.
     """
     check_architecture(ckpt, name, origin)
     old = [canonical(c) or c for c in ckpt["classes"]]
