@@ -26,7 +26,7 @@ def tiny_cv(tiny_train):
     rows, _ = assign_folds(meta, 3, val=0.15, seed=0)
     folds = rows.assign(path=meta["path"].to_numpy()[rows["image"]])
     params = Params(train=tiny_train.model_copy(update={"epochs": 1}))
-    cache_meta = {"classes": list(CLASSES), "size": 32, "channels": 3, "blur": 0.0, "max_sharpness": 0.0}
+    cache_meta = {"classes": list(CLASSES), "size": 32, "channels": 3}
     return params, images, meta, folds, cache_meta
 
 
