@@ -98,12 +98,18 @@ class TrainParams(Section):
     seed: int = 42
     compile: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    devices: int = Field(1, ge=1, le=1024)
+    threads: int = Field(0, ge=0, le=1024)
 
     @model_validator(mode="after")
-    def _check_mixing(self):
-        if (self.mixup or self.cutmix) and self.batch_size % 2:
-            raise ValueError(f"mixup and cutmix pair each image with another: batch_size must be even "
-                             f"(got {self.batch_size})")
+    def _check_batch(self):
+        if self.batch_size % self.devices:
+            raise ValueError(f"batch_size {self.batch_size} is not a multiple of devices {self.devices}: each "
+                             f"process takes an equal share of every batch; try batch_size "
+                             f"{self.batch_size - self.batch_size % self.devices or self.devices}")
+        if (self.mixup or self.cutmix) and (self.batch_size // self.devices) % 2:
+            raise ValueError(f"mixup and cutmix pair each image with another: batch_size / devices must be even "
+                             f"(got {self.batch_size} / {self.devices})")
         return self
 
 
