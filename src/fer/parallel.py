@@ -18,6 +18,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from fer import FerError
+
 
 def rank() -> int:
     return int(os.environ.get("RANK", 0))
@@ -60,7 +62,12 @@ def setup(device: torch.device) -> torch.device:
     if world_size() == 1:
         return device
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        if local >= torch.cuda.device_count():
+            raise FerError(f"{os.environ.get('LOCAL_WORLD_SIZE', world_size())} processes on this machine but "
+                           f"{torch.cuda.device_count()} GPU(s) visible: set train.devices to at most that, "
+                           "or train.device=cpu")
+        device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
