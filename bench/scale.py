@@ -54,10 +54,6 @@ def baseline(root: Path) -> Path:
     return repo
 
 
-def train_metrics(repo: Path, *exp: str) -> dict:
-    return json.loads(sh(repo, "dvc", "exp", "show", "--json", *exp))
-
-
 def sweep(base: Path, lrs: str, jobs: int) -> float:
     """Queue one run per lr, start `jobs` workers, return the wall time until the queue is empty."""
     repo = base.parent / f"sweep-j{jobs}"
@@ -72,7 +68,7 @@ def sweep(base: Path, lrs: str, jobs: int) -> float:
     status = sh(repo, "dvc", "queue", "status")
     print(f"sweep of {len(lrs.split(','))} lrs at -j {jobs}: {seconds:.0f} s wall"
           + ("" if "Failed" not in status else f" (FAILED runs:\n{status})"), flush=True)
-    print(sh(repo, "dvc", "exp", "show", "--no-pager", "--drop", ".*", "--keep",
+    print(sh(repo, "dvc", "exp", "show", "--drop", ".*", "--keep",
              r"Experiment|train\.lr$|^accuracy$|train_seconds|threads"), flush=True)
     return seconds
 

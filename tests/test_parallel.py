@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 import yaml
@@ -38,9 +39,8 @@ def train(workdir: Path, prepared: Path, devices: int, wait: bool = True, **over
     (workdir / "params.yaml").write_text(yaml.safe_dump({"train": {**TRAIN, **overrides, "devices": devices}}))
     cmd = [sys.executable, str(SRC / "train.py"), str(prepared), "best.pt", "live", "state.pt"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 processes on 2 cores: one thread each
-    if not wait:  # its own process group, so the launcher and both ranks can be killed together
-        return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    if not wait:
+        return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     p = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
     return p.stdout + p.stderr
@@ -57,8 +57,9 @@ def test_two_processes_train_as_one_with_the_same_global_batch(prepared, tmp_pat
     best = torch.load(two / "best.pt", weights_only=True)
     assert best["params"]["devices"] == 2 and best["epoch"] in h2.index
     # the same global batch of 32 (16 per rank): the same learning, within noise
-    print(h1.round(3), h2.round(3), sep="\n")
-    assert h2["train_loss"].iloc[-1] < h2["train_loss"].iloc[0]
+    assert h2["train_loss"].iloc[0] == pytest.approx(h1["train_loss"].iloc[0], abs=0.05)
+    assert h2["train_loss"].iloc[-1] < h2["train_loss"].iloc[0] - 0.1
+    assert h2["train_loss"].iloc[-1] == pytest.approx(h1["train_loss"].iloc[-1], abs=0.25)
     assert abs(h2["val_acc"].max() - h1["val_acc"].max()) <= 0.2, (h1["val_acc"].max(), h2["val_acc"].max())
 
 
@@ -70,7 +71,9 @@ def test_a_killed_two_process_run_resumes_and_ends_as_an_uninterrupted_one(prepa
     while not (killed / "state.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, "training ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks, mid-run
+    # the script, torchrun and both ranks, mid-run (torchrun's ranks outlive a killed launcher)
+    for p in [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]:
+        p.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "best.pt").exists()
     out = train(killed, prepared, 2, epochs=3)
