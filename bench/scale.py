@@ -1,7 +1,7 @@
 """Wall time of a queued 4-point lr sweep on the demo at `dvc queue start -j 1` and `-j 2`,
 and of the demo's training on 1 process against 2 processes (DDP, gloo), with accuracy.
 
-    python bench/scale.py [--lrs 1e-3,2e-3,3e-3,5e-3] [--skip sweep|ddp]
+    python bench/scale.py [--lrs 1e-3,2e-3,3e-3,5e-3] [--epochs N] [--skip sweep|ddp]
 
 It clones this repository's last commit into a temporary folder, runs the demo there once
 (`make demo`'s params: the baseline, whose data stages every queued run then takes from the
@@ -45,10 +45,10 @@ def demo_params() -> list[str]:
     return re.search(r"^DEMO_PARAMS := (.*)$", text, re.M).group(1).split()
 
 
-def baseline(root: Path) -> Path:
+def baseline(root: Path, overrides: list[str]) -> Path:
     repo = root / "base"
     sh(root, "git", "clone", "-q", str(REPO), str(repo))
-    sh(repo, "dvc", "exp", "run", *demo_params())
+    sh(repo, "dvc", "exp", "run", *demo_params(), *overrides)
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "demo baseline")
     return repo
@@ -91,13 +91,15 @@ def ddp(base: Path) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lrs", default="1e-3,2e-3,3e-3,5e-3")
+    parser.add_argument("--epochs", type=int, help="instead of the demo's 30, for a shorter benchmark")
     parser.add_argument("--skip", choices=["sweep", "ddp"])
     args = parser.parse_args()
+    overrides = ["-S", f"train.epochs={args.epochs}"] if args.epochs else []
     print(f"# {datetime.date.today()}, {platform.machine()}, {cpu_cores()} cores, torch {torch.__version__}, "
-          f"demo: {' '.join(demo_params())}", flush=True)
+          f"demo: {' '.join(demo_params() + overrides)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="fer-scale-") as tmp:
         start = time.perf_counter()
-        base = baseline(Path(tmp))
+        base = baseline(Path(tmp), overrides)
         print(f"baseline demo run (all stages): {time.perf_counter() - start:.0f} s", flush=True)
         if args.skip != "sweep":
             sweep(base, args.lrs, 1)
