@@ -15,7 +15,8 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
-from fer.predict import OnnxModel, TorchModel, detect_faces, face_crop
+from fer.faces import detect_faces, face_crop
+from fer.predict import OnnxModel, TorchModel
 from fer.preprocess import load_image
 
 

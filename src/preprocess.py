@@ -19,11 +19,22 @@ def main(params):
     args = parser.parse_args()
     manifest = pd.read_csv(args.manifest, dtype=str)
     p = params.preprocess
-    failed, stats = preprocess.build(manifest, args.raw_dir, args.out_dir, p.size, p.grayscale)
+    failed, stats = preprocess.build(manifest, args.raw_dir, args.out_dir, p.size, p.grayscale,
+                                     face_margin=p.face_margin if p.face_crop else None, no_face=p.no_face)
     write_csv(failed, args.out_dir / "skipped.csv")
-    write_json({"decoded": len(manifest) - len(failed), "undecodable": len(failed), "images": stats}, args.metrics)
+    undecodable = int((failed["reason"] != preprocess.NO_FACE).sum())
+    metrics = {"decoded": len(manifest) - undecodable, "undecodable": undecodable, "images": stats}
+    if p.face_crop:
+        faces = pd.read_csv(args.out_dir / "faces.csv")
+        metrics |= {"face_found": int(faces["face_found"].sum()), "no_face": int((~faces["face_found"]).sum()),
+                    "no_face_skipped": len(failed) - undecodable}
+    write_json(metrics, args.metrics)
     print(f"preprocess: {len(manifest) - len(failed)} images at {p.size}px in {args.out_dir}"
-          + (f"; {len(failed)} undecodable, listed in {args.out_dir / 'skipped.csv'}" if len(failed) else ""))
+          + (f"; {undecodable} undecodable, listed in {args.out_dir / 'skipped.csv'}" if undecodable else ""))
+    if p.face_crop and metrics["no_face"]:
+        print(f"preprocess: no face found in {metrics['no_face']} image(s), "
+              f"{'skipped' if p.no_face == 'skip' else 'kept whole'} (preprocess.no_face={p.no_face}); "
+              f"listed in {args.out_dir / 'faces.csv'}")
     if warning := preprocess.mismatch(stats):
         print(f"warning: {warning} (per split in {args.metrics})")
 

@@ -1,9 +1,10 @@
 """Stage split: read the raw dataset (data.format), assign train/val/test, write the manifest.
 
 Outputs (in OUT_DIR): manifest.csv (one row per image: path, split, label, subject,
-session, sex, angle, official), skipped.csv (every file not used, with the reason) and
+session, sex, angle, official, raw_label), skipped.csv (every file not used, with the reason) and
 duplicates.csv (repeated images; dropped unless the dataset's own split keeps them); the
-summary (protocol, sizes, subject overlap, skipped and repeated counts) goes to METRICS.
+summary (protocol, sizes, subject overlap, skipped and repeated counts, and `class_map`: each
+label as the dataset writes it -> the class it was read as) goes to METRICS.
 """
 
 import argparse
@@ -36,8 +37,10 @@ def main(params):
     write_csv(skipped, args.out_dir / "skipped.csv")
     write_csv(repeats, args.out_dir / "duplicates.csv")
     stats = {**summary(images, images["split"], protocol, repeats), "images": len(images), "skipped": len(skipped)}
-    write_json(stats, args.metrics)
+    mapping = formats.label_mapping(images)
+    write_json({**stats, "class_map": mapping}, args.metrics)
     print("split: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+    print("split: classes read as " + ", ".join(f"{k!r} -> {v}" for k, v in mapping.items()))
     if len(skipped):
         print(f"split: {len(skipped)} files skipped, listed with reasons in {args.out_dir / 'skipped.csv'}")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from conftest import shipped_params_text
 
@@ -164,3 +165,35 @@ def test_default_recipe_without_kaggle_credentials_stops_fast_with_the_fix(tmp_p
     assert p.returncode != 0
     assert "could not download Kaggle dataset 'tom99763/testtt'" in out
     assert "No Kaggle credentials were found" in out and "data.source=demo" in out
+
+
+def test_numbered_class_folders_train_end_to_end(tmp_path, demo_raw):
+    # A copy in circulation: "1 - Happy" ... "7 - Neutral", each person's id in the file name.
+    from fer.kdef import parse_name
+
+    numbered = {"happy": "1 - Happy", "sad": "2 - Sad", "angry": "3 - Angry", "surprise": "4 - Surprise",
+                "fear": "5 - Fear", "disgust": "6 - Disgust", "neutral": "7 - Neutral"}
+    tree = tmp_path / "photos"
+    for photo in demo_raw.rglob("*.JPG"):
+        (tree / numbered[parse_name(photo.name)["label"]]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, tree / numbered[parse_name(photo.name)["label"]] / photo.name)
+    root = make_repo(tmp_path / "repo", TINY)
+    run(root, "dvc", "exp", "run", "-S", f"data.source={tree}", "-S", "data.format=folders",
+        "-S", r"data.subject_pattern='^[AB]([FM]\d\d)'")
+    split = json.loads((root / "metrics/split.json").read_text())
+    assert split["class_map"] == {folder: label for label, folder in sorted(numbered.items(), key=lambda p: p[1])}
+    assert split["protocol"] == "subject-disjoint" and split["subject_overlap"] == 0
+    metrics = json.loads((root / "metrics/metrics.json").read_text())
+    assert set(metrics["per_class"]) == set(numbered)
+
+
+def test_the_demo_trains_on_face_crops(repo):
+    p = run(repo, "dvc", "exp", "run", "-S", "preprocess.face_crop=true", "-S", "data.demo_size=[96,128]")
+    assert "Running stage 'preprocess'" in p.stdout and "Running stage 'export'" in p.stdout
+    pre = json.loads((repo / "metrics/preprocess.json").read_text())
+    faces = pd.read_csv(repo / "data/prepared/faces.csv")
+    assert pre["face_found"] + pre["no_face"] == len(faces) == pre["decoded"] and pre["no_face_skipped"] == 0
+    assert pre["face_found"] > 0.6 * len(faces)  # the frontal demo faces: most are found
+    ckpt = torch.load(repo / "models/best.pt", weights_only=True)
+    assert ckpt["data_config"]["face"]["margin"] == 0.2 and ckpt["data_config"]["face"]["no_face"] == "keep"
+    assert 0 <= json.loads((repo / "metrics/metrics.json").read_text())["accuracy"] <= 1

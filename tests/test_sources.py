@@ -144,3 +144,36 @@ def test_empty_source_folder_is_an_error(tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(FerError, match="holds no files"):
         sources.fetch(DataParams(source=str(tmp_path / "empty")), tmp_path / "out")
+
+
+def zeros_archive(path, fmt, size=5_000_000):
+    """An archive whose one member is `size` zero bytes: it compresses about 1,000 times."""
+    if fmt == "zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("happy/AF01HAS.JPG", bytes(size))
+    else:
+        with tarfile.open(path, "w:gz") as tf:
+            info = tarfile.TarInfo("happy/AF01HAS.JPG")
+            info.size = size
+            tf.addfile(info, io.BytesIO(bytes(size)))
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
+def test_an_archive_that_unpacks_far_beyond_its_size_is_refused_and_nothing_is_written(tmp_path, fmt):
+    archive = tmp_path / f"bomb.{fmt}"
+    zeros_archive(archive, fmt)
+    out = tmp_path / "raw"
+    with pytest.raises(FerError, match=r"bomb\.(zip|tar\.gz) \(\d+\.\d kB\) unpacks to 5\.0 MB, [\d,]+ times its size "
+                                       r"\(more than 100x is refused.*unpack it yourself"):
+        sources.fetch(DataParams(source=str(archive)), out)
+    assert not out.exists()
+
+
+def test_an_archive_larger_than_the_free_disk_is_refused_and_nothing_is_written(tmp_path, monkeypatch, demo_raw):
+    archive = shutil.make_archive(str(tmp_path / "kdef"), "gztar", demo_raw.parent, "raw")
+    unpacked = sum(p.stat().st_size for p in demo_raw.rglob("*") if p.is_file())
+    monkeypatch.setattr(sources.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    out = tmp_path / "raw"
+    with pytest.raises(FerError, match=rf"unpacks to {unpacked / 1000:.1f} kB but only 1.0 kB is free on the disk"):
+        sources.fetch(DataParams(source=archive), out)
+    assert not out.exists()

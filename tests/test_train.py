@@ -234,3 +234,73 @@ def test_label_smoothing_is_in_the_training_loss(arrays):
         loss, _, _ = train_epoch(model, batches, frozen, label_smoothing=s)
         assert loss == pytest.approx(expected[s].item(), rel=1e-4)
     assert abs(expected[0.3] - expected[0.0]) > 0.1
+
+
+def test_random_erasing_blanks_a_rectangle_in_the_share_of_images_asked(arrays):
+    (x, _), _, _ = arrays
+    cfg = data_config(create("test_resnet", 7), 32, 3)
+    torch.manual_seed(0)
+    same = torch.from_numpy(np.repeat(x[:1], 200, axis=0)).float() / 255
+    none = AugmentParams(flip=False, rotation=0, scale=0, translate=0, color_jitter=0)
+    plain = augmentation(none, cfg)(same)
+    erased = augmentation(none.model_copy(update={"erasing": 0.5}), cfg)(same)
+    changed = (erased != plain).flatten(1)
+    hit = changed.any(1)
+    assert 60 < hit.sum() < 140  # about half the images
+    # what changed was blanked to 0 (the normalised mean), in one rectangle per image
+    assert (erased.flatten(1)[changed] == 0).all()
+    rows = changed.view(-1, 3, 32, 32).any(1)[hit]
+    assert all(r.any(1).sum() * r.any(0).sum() == r.sum() for r in rows)
+
+
+def test_mixup_and_cutmix_train_on_blended_images_and_soft_targets(arrays, tiny_train):
+    from fer.train import mixing, train_epoch
+
+    (x, y), _, classes = arrays
+    assert mixing(tiny_train, len(classes)) is None  # off by default
+    p = tiny_train.model_copy(update={"mixup": 0.4, "label_smoothing": 0.1})
+    mix = mixing(p, len(classes))
+    torch.manual_seed(0)
+    np.random.seed(0)
+    xs, ys = torch.rand(8, 3, 32, 32), torch.arange(8) % len(classes)
+    mixed, target = mix(xs.clone(), ys)
+    assert target.shape == (8, len(classes)) and torch.allclose(target.sum(1), torch.ones(8))
+    assert not torch.allclose(mixed, xs) and (target.max(1).values < 0.95).all()  # blended and smoothed
+    # a whole run trains and resumes as usual, on soft targets
+    history, _ = fit(p.model_copy(update={"cutmix": 1.0, "epochs": 2}), *arrays)
+    assert all(np.isfinite(h["train_loss"]) for h in history)
+    with pytest.raises(ValueError, match="batch_size must be even"):
+        type(tiny_train)(**{**tiny_train.model_dump(), "mixup": 0.2, "batch_size": 7})
+    model = create("test_resnet", len(classes))
+    cfg = data_config(model, 32, 3)
+    batches = Batches(torch.from_numpy(x[:16]), torch.from_numpy(y[:16]), 8, augmentation(AugmentParams(), cfg),
+                      torch.device("cpu"), torch.Generator().manual_seed(0))
+    loss, acc, seen = train_epoch(model, batches, torch.optim.SGD(model.parameters(), lr=0.0), mix=mix)
+    assert np.isfinite(loss) and 0 <= acc <= 1 and seen == 16
+
+
+def test_an_interrupted_mixup_run_resumes_exactly(arrays, tiny_train, tmp_path, monkeypatch):
+    """timm's Mixup draws from NumPy's RNG: the saved state holds it too."""
+    import fer.train
+
+    train, val, classes = arrays
+    p = tiny_train.model_copy(update={"epochs": 3, "mixup": 0.4, "cutmix": 1.0})
+    ref_history, ref_best = fit(p, train, val, classes)
+    real_predict, calls = fer.train.predict, []
+
+    def interrupted_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(fer.train, "predict", interrupted_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(p, train, val, classes, state_path=tmp_path / "state.pt")
+    monkeypatch.setattr(fer.train, "predict", real_predict)
+    np.random.seed(123)  # a fresh process would not be where the interrupted one was
+    history, best = fit(p, train, val, classes, state_path=tmp_path / "state.pt")
+    drop = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]  # noqa: E731
+    assert drop(history) == drop(ref_history)
+    for k in ref_best["model"]:
+        assert torch.equal(best["model"][k], ref_best["model"][k]), k

@@ -67,6 +67,14 @@ def parity(model: nn.Module, ckpt: dict, onnx_path: str | Path, images: np.ndarr
     return float(np.abs(torch_probs - onnx_probs).max())
 
 
+def _crop(face: dict | None) -> str:
+    """How the training images were cropped, for the model card."""
+    if not face:
+        return "centre square of each whole image (fer-predict crops each face it detects)"
+    kept = "kept whole" if face.get("no_face") == "keep" else "left out"
+    return f"cropped to the face ({face['detector']}, margin {face['margin']}; images without a face {kept})"
+
+
 def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_name: str, tta: str = "none") -> str:
     """Markdown describing the run: data and protocol, params, test metrics, intended use and limits."""
     data, pre = ckpt.get("extra", {}).get("data", {}), ckpt.get("extra", {}).get("preprocess", {})
@@ -95,7 +103,8 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
 - Test-time augmentation: {'each face averaged with its mirror image (in the ONNX graph too)' if tta == 'flip' else 'none'}.
 
 ## Data
-- Source: `{data.get('source', '?')}` (format `{data.get('format', '?')}`), cached at {pre.get('size', '?')} px.
+- Source: `{data.get('source', '?')}` (format `{data.get('format', '?')}`), cached at {pre.get('size', '?')} px,
+  {_crop(cfg.get('face'))}.
 - Split protocol: **{split.get('protocol', '?')}**; {split.get('train_images')} train / {split.get('val_images')}
   val / {split.get('test_images')} test images. {honesty}
 

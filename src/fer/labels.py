@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import re
+
 # Alphabetical, as FER2013's class folders sort; every checkpoint, metric and plot uses it.
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
@@ -14,6 +17,7 @@ KDEF_CODES = {
 KDEF_ANGLES = ("FL", "HL", "S", "HR", "FR")
 
 # Names datasets use for the same class (lower case); the canonical names map to themselves.
+# "suprise" is a misspelling that circulating copies of FER2013 and CK+ use as a folder name.
 ALIASES = {
     "angry": ("anger", "an", "mad"),
     "disgust": ("disgusted", "disgusting", "di"),
@@ -21,11 +25,85 @@ ALIASES = {
     "happy": ("happiness", "joy", "ha", "smile"),
     "neutral": ("neutrality", "calm", "ne"),
     "sad": ("sadness", "sa"),
-    "surprise": ("surprised", "su"),
+    "surprise": ("surprised", "suprise", "su"),
 }
 _LOOKUP = {alias: name for name, aliases in ALIASES.items() for alias in (name, *aliases)}
+
+# fer2013.csv's `emotion` column.
+FER2013_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# The published code tables of datasets that label by number (folder names or a label
+# column). Contempt (AffectNet, CK+) is outside the vocabulary and keeps its own name.
+CODE_TABLES = {
+    "rafdb": dict(enumerate(("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral"), start=1)),
+    "affectnet": dict(enumerate(("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry", "contempt"))),
+    "fer2013": dict(enumerate(FER2013_EMOTIONS)),
+    "ckplus": dict(enumerate(("neutral", "angry", "contempt", "disgust", "fear", "happy", "sad", "surprise"))),
+}
+CODE_TABLES = {name: {str(code): label for code, label in table.items()} for name, table in CODE_TABLES.items()}
 
 
 def canonical(name: str) -> str | None:
     """The canonical class for a folder or code `name` (any case), or None if it is not one."""
     return _LOOKUP.get(name.strip().lower())
+
+
+def _tokens(name: str) -> list[str]:
+    return [t for t in re.split(r"[^a-z0-9]+", name.lower()) if t]
+
+
+def classes_in(name: str) -> set[str]:
+    """Every class a folder name or label names: the whole name, or any whole word of it,
+    through the alias table, case-insensitively.
+
+    Words are split at anything but letters and digits, so "1 - Happy", "03_sad" and
+    "Happy (2)" each name one class; a word may carry a number ("happy2") only when its
+    letters are a word of 3 or more, so short codes count alone ("SA" does, "AF01" and the
+    "ha" inside "chair" do not).
+    """
+    whole = canonical(name)
+    if whole:
+        return {whole}
+    found = set()
+    for token in _tokens(name):
+        core = token.strip("0123456789")
+        label = canonical(token) or (canonical(core) if len(core) >= 3 else None)
+        if label:
+            found.add(label)
+    return found
+
+
+def plain_name(name: str) -> str:
+    """A class name for a folder or label outside the vocabulary: its words, lower case,
+    without numbering ("8 - Contempt" -> "contempt")."""
+    return " ".join(t for t in _tokens(name) if not t.isdigit()) or name.strip().lower()
+
+
+def near_miss(name: str) -> str | None:
+    """The class that a word of `name` looks like a misspelling of ("Hapy" -> happy), else None."""
+    long_aliases = [a for a in _LOOKUP if len(a) >= 4]
+    for token in _tokens(name):
+        close = difflib.get_close_matches(token, long_aliases, n=1, cutoff=0.8) if len(token) >= 4 else []
+        if close:
+            return _LOOKUP[close[0]]
+    return None
+
+
+def code_key(value) -> str:
+    """A label as a lookup key: trimmed, lower case, and a number as its integer
+    ("01", 1, "3.0000000e+00" -> "1", "1", "3")."""
+    text = str(value).strip().lower()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
+def code_table(class_map: str | dict) -> dict[str, str] | None:
+    """The table that `data.class_map` names, keyed by `code_key`: a CODE_TABLES preset, or
+    the user's own mapping with each class through the alias table; None for "" (no table)."""
+    if not class_map:
+        return None
+    if isinstance(class_map, str):
+        return CODE_TABLES[class_map]
+    return {code_key(k): canonical(str(v)) or plain_name(str(v)) for k, v in class_map.items()}

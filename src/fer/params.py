@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fer import FerError
-from fer.labels import KDEF_ANGLES
+from fer.labels import CODE_TABLES, KDEF_ANGLES, code_key
 
 
 class Section(BaseModel):
@@ -25,10 +25,22 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class LabelCsvParams(Section):
+    """data.format=csv: which file and columns hold the labels ("" finds them by their usual names)."""
+    file: str = ""
+    path: str = ""
+    label: str = ""
+    subject: str = ""
+
+
 class DataParams(Section):
     source: str = "kaggle:tom99763/testtt"
-    format: Literal["kdef", "fer2013", "folders"] = "kdef"
+    format: Literal["kdef", "fer2013", "folders", "csv", "ckplus"] = "kdef"
     classes: tuple[str, ...] = ()
+    class_map: str | dict[str | int, str] = ""
+    label_csv: LabelCsvParams = LabelCsvParams()
+    ckplus_frames: int = Field(3, ge=1)
+    ckplus_neutral: bool = False
     subject_pattern: str = ""
     demo_subjects: int = Field(24, ge=4, le=70)
     demo_angles: tuple[Literal[KDEF_ANGLES], ...] = ("HL", "S", "HR")
@@ -40,6 +52,8 @@ class DataParams(Section):
             raise ValueError(f"source {self.source!r} is not of the form kaggle:<owner>/<dataset>[/versions/<n>]")
         if not self.source:
             raise ValueError("source is empty: give kaggle:<owner>/<dataset>, a local path, or demo")
+        if self.class_map and self.format in ("kdef", "fer2013"):
+            raise ValueError(f"class_map is for data.format folders, csv or ckplus; {self.format} has its own codes")
         if self.subject_pattern:
             try:
                 groups = re.compile(self.subject_pattern).groups
@@ -48,6 +62,19 @@ class DataParams(Section):
             if groups != 1:
                 raise ValueError(f"subject_pattern {self.subject_pattern!r} needs exactly one (group), the subject id")
         return self
+
+    @field_validator("class_map")
+    @classmethod
+    def _check_class_map(cls, cmap):
+        if isinstance(cmap, str) and cmap and cmap not in CODE_TABLES:
+            raise ValueError(f"{cmap!r} is neither a preset ({', '.join(CODE_TABLES)}) nor a mapping of folder "
+                             "name or code to class, e.g. {1: surprise, 2: fear}")
+        if isinstance(cmap, dict):
+            keys = [code_key(k) for k in cmap]
+            if not all(keys) or not all(v.strip() for v in cmap.values()) or len(set(keys)) < len(keys):
+                raise ValueError(f"{cmap!r} needs one non-empty class per folder name or code, each name or code "
+                                 "once (or \"\" for none)")
+        return cmap
 
 
 class SplitParams(Section):
@@ -66,6 +93,9 @@ class SplitParams(Section):
 class PreprocessParams(Section):
     size: int = Field(224, ge=16, le=1024)
     grayscale: bool = False
+    face_crop: bool = False
+    face_margin: float = Field(0.2, ge=0, le=1)
+    no_face: Literal["keep", "skip"] = "keep"
 
 
 class AugmentParams(Section):
@@ -155,7 +185,7 @@ def parse_params(raw: dict | None, origin: str = "params.yaml") -> Params:
             key = ".".join(str(p) for p in err["loc"]) or "(top level)"
             if err["type"] == "extra_forbidden":
                 msg = "unknown key" + _suggest(str(err["loc"][-1]), _model_at(err["loc"]))
-            elif isinstance(err["input"], dict):  # a rule across keys: its message names them
+            elif isinstance(err["input"], dict) or err["type"] == "value_error":  # our own rule: says what it got
                 msg = err["msg"].removeprefix("Value error, ")
             else:
                 msg = f"{err['msg']} (got {err['input']!r})"

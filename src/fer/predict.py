@@ -21,6 +21,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageOps
 
 from fer import FerError
+from fer.faces import DETECTOR, MARGIN, MIN_FACE, detect_faces, face_crop
 from fer.formats import IMAGE_SUFFIXES
 from fer.preprocess import load_image
 
@@ -41,32 +42,17 @@ def expand(inputs: list[str]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-MIN_FACE = 24  # px: the cascade's smallest face
-
-
-def detect_faces(image: Image.Image, min_size: int = MIN_FACE) -> list[tuple[int, int, int, int]]:
-    """Face boxes (x, y, w, h) found by OpenCV's bundled frontal-face Haar cascade.
-
-    The cascade can report one face twice, as two boxes shifted against each other; of boxes
-    that overlap by more than 0.3 (intersection over union), non-maximum suppression keeps
-    the one more detections agreed on.
-    """
-    import cv2
-
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    grey = np.asarray(image.convert("L"))
-    boxes, votes = cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
-    boxes = [tuple(int(v) for v in b) for b in boxes]
-    keep = cv2.dnn.NMSBoxes(boxes, [float(v) for v in votes], 0.0, 0.3)
-    return [boxes[i] for i in sorted(np.asarray(keep, dtype=int).ravel())]
-
-
-def face_crop(image: Image.Image, box, margin: float = 0.2) -> Image.Image:
-    """A square around `box` grown by `margin` on each side (the cascade's box is tight)."""
-    x, y, w, h = box
-    side = int(max(w, h) * (1 + 2 * margin))
-    cx, cy = x + w / 2, y + h / 2
-    return image.crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
+def face_crops(image: Image.Image, data_config: dict, detect: bool = True) -> tuple[list, list[np.ndarray]]:
+    """Face boxes (x, y, w, h) in `image` and each face as the model's uint8 (C, H, W) input,
+    cropped as the model's training images were: with the margin its checkpoint records
+    (`data_config["face"]`, from preprocess.face_crop), else `fer.faces.MARGIN`. detect False:
+    the whole image is one face (centre square)."""
+    channels, size = data_config["input_size"][:2]
+    if not detect:
+        return [(0, 0, image.width, image.height)], [load_image(np.asarray(image), size, channels == 1)]
+    margin = (data_config.get("face") or {}).get("margin", MARGIN)
+    boxes = detect_faces(image)
+    return boxes, [load_image(np.asarray(face_crop(image, b, margin)), size, channels == 1) for b in boxes]
 
 
 class TorchModel:
@@ -114,8 +100,6 @@ def predict_files(files: list[Path], model, detect: bool = True, batch_size: int
 
     Returns (faces DataFrame, errors DataFrame with `file`, `error`).
     """
-    channels, size = model.data_config["input_size"][:2]
-    grey = channels == 1
     rows, crops, errors = [], [], []
     for f in files:
         try:
@@ -124,10 +108,9 @@ def predict_files(files: list[Path], model, detect: bool = True, batch_size: int
         except Exception as e:  # unreadable: report it and go on with the others
             errors.append({"file": str(f), "error": f"{type(e).__name__}: {e}"})
             continue
-        boxes = detect_faces(image) if detect else [(0, 0, image.width, image.height)]
+        boxes, arrays = face_crops(image, model.data_config, detect)
+        crops += arrays
         for box in boxes:
-            region = face_crop(image, box) if detect else image
-            crops.append(load_image(np.asarray(region), size, grey))
             rows.append({"file": str(f), "x": box[0], "y": box[1], "w": box[2], "h": box[3]})
     probs = np.concatenate([model(np.stack(crops[i:i + batch_size])) for i in range(0, len(crops), batch_size)]) \
         if crops else np.zeros((0, len(model.classes)))
@@ -202,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     faceless = [str(f) for f in files if str(f) not in seen]
     if faceless:
         more = f" and {len(faceless) - 3} more" if len(faceless) > 3 else ""
-        print(f"no face found in {len(faceless)} image(s): {', '.join(faceless[:3])}{more}. The detector (OpenCV's "
-              f"frontal-face cascade) misses faces turned aside or under {MIN_FACE} px; for face crops use --no-detect",
+        print(f"no face found in {len(faceless)} image(s): {', '.join(faceless[:3])}{more}. The detector "
+              f"({DETECTOR}) misses faces turned far aside or under {MIN_FACE} px; for face crops use --no-detect",
               file=sys.stderr)
     return 0
 

@@ -19,6 +19,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from fer import faces
 from fer.dataset import split_files
 from fer.io import atomic_path, write_csv, write_json
 from fer.labels import CLASSES
@@ -30,20 +31,36 @@ META_COLUMNS = ["path", "label", "target", "subject", "angle", "session"]
 def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool) -> np.ndarray:
     """One image (a file, or pixels already in an array) as a (C, size, size) uint8 array:
     upright, centre-cropped square, resized."""
+    # Let the JPEG decoder skip detail the resize would throw away (2-8x faster on big photos).
+    im = open_image(source, "L" if grayscale else "RGB", draft=size)
+    return _chw(ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC))
+
+
+def open_image(source: str | Path | np.ndarray, mode: str, draft: int | None = None) -> Image.Image:
+    """An image file (or pixels in an array) upright, in 8 bits per channel, in PIL `mode`.
+    draft: let a JPEG decoder shrink the image towards this side while decoding."""
     with warnings.catch_warnings():
         # Past PIL's pixel limit an image is treated as a decompression bomb, not decoded.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         im = Image.fromarray(source) if isinstance(source, np.ndarray) else Image.open(source)
     with im:
-        # Let the JPEG decoder skip detail the resize would throw away (2-8x faster on big photos).
-        im.draft("L" if grayscale else "RGB", (size, size))
+        if draft:
+            im.draft(mode, (draft, draft))
         im = ImageOps.exif_transpose(im)
         if im.mode.startswith("I;16") or im.mode == "I":  # 16-bit: keep the top 8 bits, not a clipped white
             a = np.asarray(im).astype(np.int64)
             im = Image.fromarray(((a >> 8) if im.mode != "I" or a.max() > 255 else a).clip(0, 255).astype(np.uint8))
-        im = im.convert("L" if grayscale else "RGB")
-        im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
-    return _chw(im)
+        return im.convert(mode)
+
+
+def load_face(source: str | Path | np.ndarray, size: int, grayscale: bool,
+              margin: float = faces.MARGIN) -> tuple[np.ndarray, bool]:
+    """The largest face in an image, cropped as `fer-predict` crops every face
+    (`faces.main_face`), as a (C, size, size) uint8 array, and whether a face was found.
+    Without a face: the whole image, as `load_image` gives it (centre square)."""
+    photo = open_image(source, "RGB")  # full size: the detector sees what predict's detector sees
+    region = faces.main_face(photo, margin)
+    return load_image(np.asarray(photo if region is None else region), size, grayscale), region is not None
 
 
 def _chw(im: Image.Image) -> np.ndarray:
@@ -60,11 +77,18 @@ def sharpness(images: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(x, axis=2)).mean(axis=(1, 2)) / np.maximum(std, 1.0)
 
 
-def _try_load(source, size, grayscale):
+NO_FACE = "no face found"
+
+
+def _try_load(source, size, grayscale, face_margin=None, no_face="keep"):
+    """(pixels or None, why not, whether a face was found: None without face cropping)."""
     try:
-        return load_image(source, size, grayscale), None
+        if face_margin is None:
+            return load_image(source, size, grayscale), None, None
+        img, found = load_face(source, size, grayscale, face_margin)
     except Exception as e:  # any undecodable file is reported, never fatal
-        return None, f"cannot decode: {type(e).__name__}: {e}"
+        return None, f"cannot decode: {type(e).__name__}: {e}", None
+    return (None, NO_FACE, False) if not found and no_face == "skip" else (img, None, found)
 
 
 def class_list(labels) -> list[str]:
@@ -74,18 +98,23 @@ def class_list(labels) -> list[str]:
 
 
 def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size: int, grayscale: bool,
-          workers: int | None = None) -> tuple[pd.DataFrame, dict]:
+          workers: int | None = None, face_margin: float | None = None,
+          no_face: str = "keep") -> tuple[pd.DataFrame, dict]:
     """Write `<split>.npy`, `<split>.csv` and `meta.json` for every split into `out_dir`.
 
     manifest: the split stage's rows (`path` relative to raw_root, `split`, `label`, ...).
-    Returns the files that could not be decoded (`path`, `reason`; they are left out) and
+    face_margin: crop each image to its largest face with this margin (`load_face`), as
+    `fer-predict` does; None: the centre square of the whole image. An image without a face
+    is then kept whole (no_face "keep") or left out ("skip"); `faces.csv` lists every image
+    with `face_found`, and meta.json's `face` records the crop for the checkpoint.
+    Returns the files left out (`path`, `reason`: undecodable, or no face found) and
     `image_stats` of every split.
     """
     out_dir = Path(out_dir)
     classes = class_list(manifest["label"])
     workers = workers or os.cpu_count() or 1
-    load = functools.partial(_try_load, size=size, grayscale=grayscale)
-    failed, stats = [], {}
+    load = functools.partial(_try_load, size=size, grayscale=grayscale, face_margin=face_margin, no_face=no_face)
+    failed, stats, found = [], {}, []
     pixels = csv_pixels(manifest["path"], raw_root)
     with multiprocessing.Pool(workers) as pool:
         for split in SPLITS:
@@ -97,7 +126,9 @@ def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, siz
                 arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
                 ok = np.zeros(len(rows), dtype=bool)
                 results = pool.imap(load, sources, chunksize=64)
-                for i, (img, reason) in enumerate(tqdm(results, total=len(rows), desc=f"decode {split}", unit="img", disable=None)):
+                for i, (img, reason, face) in enumerate(tqdm(results, total=len(rows), desc=f"decode {split}", unit="img", disable=None)):
+                    if face is not None:
+                        found.append((rows["path"][i], split, face))
                     if img is None:
                         failed.append((rows["path"][i], reason))
                     else:
@@ -109,7 +140,11 @@ def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, siz
                 del arr
             rows = rows[ok].assign(target=lambda d: d["label"].map(classes.index))
             write_csv(rows.reindex(columns=META_COLUMNS), csv)
-    write_json({"classes": classes, "size": size, "channels": 1 if grayscale else 3}, out_dir / "meta.json")
+    meta = {"classes": classes, "size": size, "channels": 1 if grayscale else 3}
+    if face_margin is not None:
+        write_csv(pd.DataFrame(found, columns=["path", "split", "face_found"]), out_dir / "faces.csv")
+        meta["face"] = {"detector": faces.DETECTOR, "margin": face_margin, "no_face": no_face}
+    write_json(meta, out_dir / "meta.json")
     return pd.DataFrame(failed, columns=["path", "reason"]), stats
 
 

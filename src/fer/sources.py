@@ -117,18 +117,27 @@ def _copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=_link_or_copy, symlinks=False)
 
 
+# An archive that unpacks to more than this many times its own size is refused: real image
+# datasets compress little (JPEG and PNG are compressed already; FER2013's CSV about 3x),
+# while a zip bomb reaches 1,000x and more.
+MAX_RATIO = 100
+
+
 def extract(archive: str | Path, out_dir: str | Path) -> None:
     """Unpack a .zip or tar archive into `out_dir`, refusing members that would land outside it.
 
-    Absolute paths, `..` components and links are refused before anything is written.
+    Absolute paths, `..` components and links are refused before anything is written, and
+    so is an archive that unpacks to more than MAX_RATIO times its size or to more than
+    the free disk space.
     """
     archive, out_dir = Path(archive), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     root = out_dir.resolve()
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
                 _check_member(info.filename, root, archive, link=(info.external_attr >> 16) & 0o170000 == 0o120000)
+            _check_size(archive, sum(info.file_size for info in zf.infolist()), out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
             zf.extractall(out_dir)
         return
     try:
@@ -136,10 +145,36 @@ def extract(archive: str | Path, out_dir: str | Path) -> None:
             members = tf.getmembers()
             for m in members:
                 _check_member(m.name, root, archive, link=m.issym() or m.islnk())
+            _check_size(archive, sum(m.size for m in members if m.isfile()), out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
             # The "data" filter re-checks the same rules and drops special files.
             tf.extractall(out_dir, members=members, filter="data")
     except tarfile.TarError as e:
         raise FerError(f"cannot read archive {archive}: {e}") from None
+
+
+def _check_size(archive: Path, unpacked: int, out_dir: Path) -> None:
+    """A FerError if `unpacked` bytes are too many for `archive`'s size or for the disk under `out_dir`."""
+    packed = archive.stat().st_size
+    if unpacked > MAX_RATIO * packed:
+        raise FerError(f"archive {archive} ({_size(packed)}) unpacks to {_size(unpacked)}, {unpacked / packed:,.0f} "
+                       f"times its size (more than {MAX_RATIO}x is refused, as a zip bomb would be); if you "
+                       "trust it, unpack it yourself and set data.source to the folder")
+    existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if unpacked > free:
+        raise FerError(f"archive {archive} unpacks to {_size(unpacked)} but only {_size(free)} is free on the disk "
+                       f"of {existing}; free some space and run again")
+
+
+def _size(n: float) -> str:
+    if n < 1000:
+        return f"{n:.0f} bytes"
+    for unit in ("kB", "MB"):
+        n /= 1000
+        if n < 1000:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1000:,.1f} GB"
 
 
 def _check_member(name: str, root: Path, archive: Path, link: bool) -> None:
