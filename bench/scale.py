@@ -66,7 +66,8 @@ def sweep(base: Path, lrs: str, jobs: int) -> float:
         time.sleep(2)
     seconds = time.perf_counter() - start
     status = sh(repo, "dvc", "queue", "status")
-    print(f"sweep of {len(lrs.split(','))} lrs at -j {jobs}: {seconds:.0f} s wall"
+    print(f"sweep of {len(lrs.split(','))} lrs at -j {jobs}: {seconds:.0f} s wall (load average after: "
+          f"{os.getloadavg()[0]:.1f})"
           + ("" if "Failed" not in status else f" (FAILED runs:\n{status})"), flush=True)
     print(sh(repo, "dvc", "exp", "show", "--drop", ".*", "--keep",
              r"Experiment|train\.lr$|^accuracy$|train_seconds|threads"), flush=True)
