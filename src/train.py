@@ -6,15 +6,23 @@ read it while the run goes on), and metrics.json with the last epoch's values an
 run's summary (best epoch, speed). While it runs, the full training state is saved after
 every epoch; if the run is killed, the same command resumes from the last completed epoch,
 and the state file is removed once training finishes.
+
+With train.devices > 1 the script runs itself again under torchrun on that many processes
+(DDP; `torchrun --nproc-per-node N src/train.py ...` works too): every rank trains on its
+share of each batch, rank 0 alone writes the outputs.
 """
 
 import argparse
+import contextlib
 import json
+import sys
 import time
 from pathlib import Path
 
+import torch
 from dvclive import Live
 
+from fer import parallel
 from fer.cli import run
 from fer.dataset import load_split
 from fer.model import save_checkpoint
@@ -28,9 +36,12 @@ def main(params):
     parser.add_argument("live_dir", type=Path, help="dvclive's folder: per-epoch metrics and the run's summary")
     parser.add_argument("state", type=Path, help="training state saved every epoch; a killed run resumes from it")
     args = parser.parse_args()
+    if params.train.devices > 1 and parallel.world_size() == 1:
+        sys.exit(parallel.relaunch(params.train.devices))
     meta = json.loads((args.prepared_dir / "meta.json").read_text())
     (x_train, m_train), (x_val, m_val) = (load_split(args.prepared_dir, s) for s in ("train", "val"))
-    with Live(str(args.live_dir), dvcyaml=None, save_dvc_exp=False) as live:
+    main_rank = parallel.is_main()  # under torchrun only rank 0 writes: one log, one checkpoint
+    with Live(str(args.live_dir), dvcyaml=None, save_dvc_exp=False) if main_rank else contextlib.nullcontext() as live:
 
         def log(row: dict) -> None:
             live.step = row["epoch"]
@@ -43,9 +54,12 @@ def main(params):
         history, best = fit(
             params.train, (x_train, m_train["target"].to_numpy()), (x_val, m_val["target"].to_numpy()),
             meta["classes"], extra={"preprocess": params.preprocess.model_dump(), "data": params.data.model_dump()},
-            state_path=args.state, on_epoch=log,
+            state_path=args.state, on_epoch=log if main_rank else None,
         )
         seconds = time.perf_counter() - start
+        parallel.shutdown()
+        if not main_rank:
+            return
         # how preprocess cropped the faces, so fer-predict and the ONNX file crop alike
         best["data_config"] = {**best["data_config"], "face": meta.get("face")}
         save_checkpoint(best, args.checkpoint)
@@ -54,6 +68,7 @@ def main(params):
             "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "epochs_run": len(history),
             "train_seconds": round(seconds, 1),
             "train_images_per_second": round(len(m_train) * len(history) / seconds, 1),
+            "processes": parallel.world_size(), "threads": torch.get_num_threads(),  # per process
         }.items():
             live.log_metric(name, value, plot=False)
     args.state.unlink(missing_ok=True)  # finished: nothing left to resume

@@ -35,6 +35,7 @@ def test_shipped_params_are_the_reference_recipe():
     ({"data": {"label_csv": {"column": "x"}}}, "data.label_csv.column: unknown key"),
     ({"preprocess": {"face_margin": -0.1}}, "preprocess.face_margin: Input should be greater than or equal to 0"),
     ({"preprocess": {"no_face": "drop"}}, "preprocess.no_face: Input should be 'keep' or 'skip'"),
+    ({"train": {"freeze_epochs": 2, "devices": 2}}, "freeze_epochs (2) trains a changing set of weights"),
 ])
 def test_bad_params_name_the_key(raw, expected):
     with pytest.raises(ParamsError) as e:

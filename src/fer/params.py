@@ -139,12 +139,22 @@ class TrainParams(Section):
     seed: int = 42
     compile: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    devices: int = Field(1, ge=1, le=1024)
+    threads: int = Field(0, ge=0, le=1024)
 
     @model_validator(mode="after")
-    def _check_mixing(self):
-        if (self.mixup or self.cutmix) and self.batch_size % 2:
-            raise ValueError(f"mixup and cutmix pair each image with another: batch_size must be even "
-                             f"(got {self.batch_size})")
+    def _check_batch(self):
+        if self.batch_size % self.devices:
+            raise ValueError(f"batch_size {self.batch_size} is not a multiple of devices {self.devices}: each "
+                             f"process takes an equal share of every batch; try batch_size "
+                             f"{self.batch_size - self.batch_size % self.devices or self.devices}")
+        if (self.mixup or self.cutmix) and (self.batch_size // self.devices) % 2:
+            raise ValueError(f"mixup and cutmix pair each image with another: batch_size / devices must be even "
+                             f"(got {self.batch_size} / {self.devices})")
+        if self.freeze_epochs and self.devices > 1:  # DDP reduces the gradients of the weights it was given
+            raise ValueError(f"freeze_epochs ({self.freeze_epochs}) trains a changing set of weights, which "
+                             f"DistributedDataParallel cannot follow: use devices 1, or freeze_epochs 0 with a "
+                             f"small backbone_lr_scale instead")
         return self
 
 

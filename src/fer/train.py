@@ -21,7 +21,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from tqdm import tqdm
 
-from fer import FerError
+from fer import FerError, parallel
 from fer.model import (carry, create, data_config, describe_init, head_parameters, pipeline_checkpoint, predict,
                        read_checkpoint, save_checkpoint)
 from fer.params import AugmentParams, TrainParams
@@ -105,7 +105,7 @@ class Batches:
     def __iter__(self):
         order = torch.randperm(len(self.targets), generator=self.generator).to(self.images.device)
         for i in range(0, self.stop, self.batch_size):
-            idx = order[i:i + self.batch_size]
+            idx = parallel.shard(order[i:i + self.batch_size])  # distributed: this rank's share
             x, y = self.images[idx], self.targets[idx]
             if x.device != self.device:  # a split too big for the GPU: copy each batch over
                 x, y = x.pin_memory().to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -202,8 +202,11 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     every row restored), e.g. to log it live.
     Returns (history: one dict per epoch, checkpoint of the best epoch). With
     `early_stopping` > 0, stops after that many epochs without a better val accuracy.
+    Under torchrun every process calls fit() alike and trains on its share of each batch
+    (fer.parallel); all return the same history, and only rank 0 writes `state_path`.
     """
-    device = resolve_device(params.device)
+    device = parallel.setup(resolve_device(params.device))
+    parallel.set_threads(params.threads)
     generator = seed_everything(params.seed)
     channels, size = train[0].shape[1], train[0].shape[2]
     if params.batch_size > len(train[1]):
@@ -226,7 +229,8 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
             optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience), None
     val_images = on_device(val[0], device)
     # Compiled for training only (evaluation sees other batch sizes); the weights are shared.
-    step_model = torch.compile(model) if params.compile else model
+    step_model = parallel.wrap(model)
+    step_model = torch.compile(step_model) if params.compile else step_model
     # "balanced": each class weighs in inversely to its frequency (FER2013's disgust is 1.5%).
     weight = None
     if params.class_weights == "balanced":
@@ -256,18 +260,21 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
         start = time.perf_counter()
         if params.freeze_epochs:  # from the epoch alone, so a resumed run freezes as the first did
             freeze_backbone(model, epoch <= params.freeze_epochs)
+        parallel.reseed(params.seed, epoch)
         try:
-            train_loss, train_acc, _ = train_epoch(
+            train_loss, train_acc, seen = train_epoch(
                 step_model, batches, optimizer, weight, desc=f"epoch {epoch}/{params.epochs}",
                 scheduler=per_step, label_smoothing=params.label_smoothing, mix=mix)
         except torch.cuda.OutOfMemoryError:
             raise FerError(
                 f"the GPU ran out of memory at train.batch_size={params.batch_size} ({params.model}, "
                 f"{size}px); try train.batch_size={max(1, params.batch_size // 2)}") from None
+        train_loss, train_acc = parallel.epoch_means(train_loss, train_acc, seen)
         if not np.isfinite(train_loss):
             kept = f"; the state after epoch {len(history)} is kept in {state_path}" if state_path and history else ""
             raise FerError(f"the training loss became {train_loss} in epoch {epoch}; lower train.lr "
                            f"(now {params.lr:g}){kept}")
+        parallel.sync_buffers(model)
         val_logits = predict(model, val_images, cfg, device, batch_size=1024 if cuda else 256)
         val_y = torch.tensor(val[1])
         val_loss = F.cross_entropy(val_logits, val_y).item()
@@ -293,7 +300,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
         else:
             since_best += 1
             stopped = bool(params.early_stopping and since_best >= params.early_stopping)
-        if state_path:
+        if state_path and parallel.is_main():
             save_checkpoint({
                 "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "history": history, "best": best, "best_acc": best_acc,
