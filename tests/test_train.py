@@ -269,7 +269,7 @@ def test_mixup_and_cutmix_train_on_blended_images_and_soft_targets(arrays, tiny_
     # a whole run trains and resumes as usual, on soft targets
     history, _ = fit(p.model_copy(update={"cutmix": 1.0, "epochs": 2}), *arrays)
     assert all(np.isfinite(h["train_loss"]) for h in history)
-    with pytest.raises(ValueError, match="batch_size must be even"):
+    with pytest.raises(ValueError, match="batch_size / devices must be even"):
         type(tiny_train)(**{**tiny_train.model_dump(), "mixup": 0.2, "batch_size": 7})
     model = create("test_resnet", len(classes))
     cfg = data_config(model, 32, 3)
