@@ -15,7 +15,7 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
-from fer.faces import detect_faces, face_crop
+from fer.faces import DETECTOR, detect_faces, face_crop
 from fer.predict import OnnxModel, TorchModel
 from fer.preprocess import load_image
 
@@ -49,7 +49,7 @@ def main():
     detect = n / (time.perf_counter() - start)
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"model {args.checkpoint} at {size}px")
-    print(f"Haar face detection on a {photo.width}x{photo.height} photo: {detect:.1f} photos/s")
+    print(f"face detection ({DETECTOR}) on a {photo.width}x{photo.height} photo: {detect:.1f} photos/s")
     for name, model in models.items():
         print(f"{name}: {faces_per_second(model, crops):.0f} faces/s (classification of crops, batch 64)")
 
