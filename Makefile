@@ -1,11 +1,11 @@
 # Two commands for a fresh machine:  make demo  (the whole pipeline on built-in faces)
 #                                    make test  (the test suite)
 # Both create the Python environment first if it is missing. It lives outside the clone,
-# keyed by the hash of requirements.txt, so clones and CI runs share one install;
-# .venv links to it.
+# keyed by the hash of requirements.txt and requirements-nodeps.txt, so clones and CI runs share
+# one install; .venv links to it.
 
 PYTHON ?= python3
-VENV := $(HOME)/.cache/fer-pipeline/venv-$(shell sha256sum requirements.txt | cut -c1-12)
+VENV := $(HOME)/.cache/fer-pipeline/venv-$(shell cat requirements.txt requirements-nodeps.txt | sha256sum | cut -c1-12)
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 # The demo: 1,008 generated faces of 24 people at 64 px, timm's tiny test_resnet from scratch
 # (no weights to download), 30 epochs: about 1 minute of training on 2 CPU cores.
@@ -43,12 +43,13 @@ env: .venv/.complete
 	@.venv/bin/python -c "import fer, sys; sys.exit(not fer.__file__.startswith('$(CURDIR)/src/'))" 2>/dev/null \
 		|| .venv/bin/pip install -q --no-deps --no-build-isolation -e .
 
-.venv/.complete: requirements.txt
+.venv/.complete: requirements.txt requirements-nodeps.txt
 	@if [ ! -f $(VENV)/.complete ]; then \
 		echo "creating the Python environment in $(VENV) (about 4 minutes, once)"; \
 		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && \
 		$(VENV)/bin/pip install -q --upgrade pip && \
 		$(VENV)/bin/pip install -q -r requirements.txt && \
+		$(VENV)/bin/pip install -q --no-deps -r requirements-nodeps.txt && \
 		touch $(VENV)/.complete; \
 	fi
 	ln -sfn $(VENV) .venv

@@ -2,8 +2,9 @@
 
     python bench/predict_speed.py models/best.pt models/model.onnx [--faces 512]
 
-Times the classification of face crops (detection excluded, then included) of matplotlib's
-sample photo, in batches of 64, and prints one line per case for BENCHMARKS.md.
+Times face detection on matplotlib's sample photo (`fer.faces.detect_faces`, and the
+frontal+profile cascades it replaced, from bench/face_recall.py), then the classification of
+its face crop in batches of 64, and prints one line per case for BENCHMARKS.md.
 """
 
 import argparse
@@ -15,7 +16,8 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
-from fer.faces import detect_faces, face_crop
+from face_recall import cascades  # bench/face_recall.py, beside this script
+from fer.faces import DETECTOR, detect_faces, face_crop
 from fer.predict import OnnxModel, TorchModel
 from fer.preprocess import load_image
 
@@ -31,6 +33,14 @@ def faces_per_second(model, crops: np.ndarray, batch_size: int = 64, repeats: in
     return len(crops) / best
 
 
+def photos_per_second(detect, photo: Image.Image, n: int = 20) -> float:
+    detect(photo)  # warm-up: the ONNX session or the cascade files load on first use
+    start = time.perf_counter()
+    for _ in range(n):
+        detect(photo)
+    return n / (time.perf_counter() - start)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("checkpoint")
@@ -42,14 +52,11 @@ def main():
     channels, size = models["pytorch"].data_config["input_size"][:2]
     face = load_image(np.asarray(face_crop(photo, detect_faces(photo)[0])), size, channels == 1)
     crops = np.repeat(face[None], args.faces, axis=0)
-    start = time.perf_counter()
-    n = 20
-    for _ in range(n):
-        detect_faces(photo)
-    detect = n / (time.perf_counter() - start)
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"model {args.checkpoint} at {size}px")
-    print(f"Haar face detection on a {photo.width}x{photo.height} photo: {detect:.1f} photos/s")
+    for name, detect in ((DETECTOR, detect_faces), ("frontal+profile cascades, before", cascades)):
+        print(f"face detection ({name}) on a {photo.width}x{photo.height} photo: "
+              f"{photos_per_second(detect, photo):.1f} photos/s")
     for name, model in models.items():
         print(f"{name}: {faces_per_second(model, crops):.0f} faces/s (classification of crops, batch 64)")
 

@@ -1,6 +1,7 @@
 """The face detector and the face crop that preprocess (preprocess.face_crop) and predict share."""
 
 import json
+import multiprocessing
 import shutil
 
 import numpy as np
@@ -79,16 +80,44 @@ def test_without_face_crop_nothing_changes(photos, tmp_path):
     np.testing.assert_array_equal(load_split(tmp_path, "train")[0][0], load_image(photos / "grace.jpg", 32, False))
 
 
-def test_the_detector_finds_half_profile_demo_faces(tmp_path):
-    # Faces turned half aside, which the frontal cascade alone mostly misses (BENCHMARKS.md).
-    photos = demo.generate(tmp_path, subjects=6, angles=("HL", "HR"), size=(96, 128))
-    found = {"HL": 0, "HR": 0}
+def on_the_face(box, width: int = 96, height: int = 128) -> bool:
+    """Whether `box` lies where the demo draws the face: centred, at 0.46 of the height, a third
+    of the width wide (as bench/face_recall.py judges it)."""
+    x, y, w, h = box
+    return abs(x + w / 2 - width / 2) < 0.2 * width and abs(y + h / 2 - 0.46 * height) < 0.2 * height \
+        and 0.3 * width < w < width
+
+
+def test_the_detector_finds_95_percent_of_demo_faces_at_all_three_angles(tmp_path):
+    # Half-profiles (HL, HR) are what the frontal cascade mostly missed (BENCHMARKS.md).
+    photos = demo.generate(tmp_path, subjects=2, angles=("HL", "S", "HR"), size=(96, 128))
+    found = {"HL": [], "S": [], "HR": []}
     for photo in photos:
         boxes = detect_faces(Image.open(photo).convert("RGB"))
-        # on the face: the demo draws it centred, at 0.46 of the height, a third of the width wide
-        found[photo.stem[6:]] += any(abs(x + w / 2 - 48) < 20 and abs(y + h / 2 - 59) < 26 and 29 < w < 96
-                                     for x, y, w, h in boxes)
-    assert min(found.values()) / (len(photos) / 2) >= 0.65, found
+        found[photo.stem[6:]].append(any(on_the_face(b) for b in boxes))
+        assert all(on_the_face(b) for b in boxes), (photo.name, boxes)  # no false finds either
+    assert np.mean(sum(found.values(), [])) >= 0.95, {a: np.mean(f) for a, f in found.items()}
+    assert min(np.mean(f) for f in found.values()) >= 0.9, {a: np.mean(f) for a, f in found.items()}
+
+
+def test_faces_are_found_at_any_photo_size_and_reported_in_its_pixels():
+    photo = Image.open(GRACE_HOPPER).convert("RGB")  # 512x600, one face
+    for scale in (0.25, 1, 4):
+        image = photo.resize((int(photo.width * scale), int(photo.height * scale)))
+        boxes = detect_faces(image)
+        assert len(boxes) == 1, (scale, boxes)
+        x, y, w, h = boxes[0]
+        assert 0.25 * image.width < w < 0.5 * image.width and 0.1 * image.height < y < 0.3 * image.height
+    assert detect_faces(photo.resize((64, 75))) == []  # a face under MIN_FACE px is not reported
+    assert detect_faces(photo.resize((64, 75)), min_size=16) != []
+
+
+def test_a_forked_preprocess_worker_finds_what_the_parent_finds():
+    # The parent's ONNX session was made before the fork; the worker must not hang on its copy.
+    photo = Image.open(GRACE_HOPPER).convert("RGB")
+    boxes = detect_faces(photo)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(detect_faces, (photo,)).get(timeout=120) == boxes
 
 
 def test_the_onnx_file_and_the_model_card_carry_the_face_crop(tmp_path):

@@ -196,7 +196,7 @@ def test_the_demo_trains_on_face_crops(tmp_path):
     pre = json.loads((repo / "metrics/preprocess.json").read_text())
     faces = pd.read_csv(repo / "data/prepared/faces.csv")
     assert pre["face_found"] + pre["no_face"] == len(faces) == pre["decoded"] and pre["no_face_skipped"] == 0
-    assert pre["face_found"] > 0.6 * len(faces)  # the frontal demo faces: most are found
+    assert pre["face_found"] >= 0.95 * len(faces)  # the straight demo faces: all but a few are found
     ckpt = torch.load(repo / "models/best.pt", weights_only=True)
     assert ckpt["data_config"]["face"]["margin"] == 0.2 and ckpt["data_config"]["face"]["no_face"] == "keep"
     assert 0 <= json.loads((repo / "metrics/metrics.json").read_text())["accuracy"] <= 1
