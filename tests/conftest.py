@@ -49,3 +49,34 @@ def write_fer2013_csv(path: Path, rows):
     """A fer2013.csv with (emotion, pixels, Usage) rows."""
     lines = ["emotion,pixels,Usage"] + [f"{e},{p},{u}" for e, p, u in rows]
     path.write_text("\n".join(lines) + "\n")
+
+
+def assert_resumes_exactly(params, train, val, classes, state_path, monkeypatch, interrupt_at: int, before_resume=None):
+    """Run `fit` once through, then again interrupted during the `interrupt_at`-th epoch's
+    validation and resumed from `state_path`: the resumed run must end with the same history
+    (every value but the seconds) and bit-identical best weights. before_resume: called
+    between the two, e.g. to disturb an RNG a fresh process would not share."""
+    import torch
+
+    import fer.train
+
+    ref_history, ref_best = fer.train.fit(params, train, val, classes)
+    real_predict, calls = fer.train.predict, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(fer.train, "predict", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fer.train.fit(params, train, val, classes, state_path=state_path)
+    monkeypatch.setattr(fer.train, "predict", real_predict)
+    if before_resume:
+        before_resume()
+    history, best = fer.train.fit(params, train, val, classes, state_path=state_path)
+    drop = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]  # noqa: E731
+    assert drop(history) == drop(ref_history)  # the lr of every epoch included
+    for k in ref_best["model"]:
+        assert torch.equal(best["model"][k], ref_best["model"][k]), k

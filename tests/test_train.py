@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import assert_resumes_exactly
 
 from fer import FerError
 from fer.model import create, data_config, save_checkpoint, to_input
@@ -190,28 +191,8 @@ def test_onecycle_warms_up_then_anneals_to_almost_zero(arrays, tiny_train):
 
 
 def test_an_interrupted_onecycle_run_resumes_exactly(arrays, tiny_train, tmp_path, monkeypatch):
-    import fer.train
-
-    train, val, classes = arrays
     p = tiny_train.model_copy(update={"epochs": 3, "schedule": "onecycle"})
-    ref_history, ref_best = fit(p, train, val, classes)
-    real_predict, calls = fer.train.predict, []
-
-    def interrupted_in_epoch_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_predict(*args, **kwargs)
-
-    monkeypatch.setattr(fer.train, "predict", interrupted_in_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
-        fit(p, train, val, classes, state_path=tmp_path / "state.pt")
-    monkeypatch.setattr(fer.train, "predict", real_predict)
-    history, best = fit(p, train, val, classes, state_path=tmp_path / "state.pt")
-    drop = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]  # noqa: E731
-    assert drop(history) == drop(ref_history)  # the lr of every epoch included
-    for k in ref_best["model"]:
-        assert torch.equal(best["model"][k], ref_best["model"][k]), k
+    assert_resumes_exactly(p, *arrays, tmp_path / "state.pt", monkeypatch, interrupt_at=3)
 
 
 def test_label_smoothing_is_in_the_training_loss(arrays):
@@ -281,26 +262,7 @@ def test_mixup_and_cutmix_train_on_blended_images_and_soft_targets(arrays, tiny_
 
 def test_an_interrupted_mixup_run_resumes_exactly(arrays, tiny_train, tmp_path, monkeypatch):
     """timm's Mixup draws from NumPy's RNG: the saved state holds it too."""
-    import fer.train
-
-    train, val, classes = arrays
     p = tiny_train.model_copy(update={"epochs": 3, "mixup": 0.4, "cutmix": 1.0})
-    ref_history, ref_best = fit(p, train, val, classes)
-    real_predict, calls = fer.train.predict, []
-
-    def interrupted_in_epoch_2(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_predict(*args, **kwargs)
-
-    monkeypatch.setattr(fer.train, "predict", interrupted_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        fit(p, train, val, classes, state_path=tmp_path / "state.pt")
-    monkeypatch.setattr(fer.train, "predict", real_predict)
-    np.random.seed(123)  # a fresh process would not be where the interrupted one was
-    history, best = fit(p, train, val, classes, state_path=tmp_path / "state.pt")
-    drop = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]  # noqa: E731
-    assert drop(history) == drop(ref_history)
-    for k in ref_best["model"]:
-        assert torch.equal(best["model"][k], ref_best["model"][k]), k
+    # a fresh process would not be where the interrupted one was
+    assert_resumes_exactly(p, *arrays, tmp_path / "state.pt", monkeypatch, interrupt_at=2,
+                           before_resume=lambda: np.random.seed(123))

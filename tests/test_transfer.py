@@ -4,6 +4,7 @@ fine-tuning schedule that transfer needs (a frozen backbone first, a slower back
 import numpy as np
 import pytest
 import torch
+from conftest import assert_resumes_exactly
 from timm.models import adapt_input_conv
 
 from fer import FerError
@@ -125,29 +126,9 @@ def test_backbone_lr_scale_gives_the_backbone_a_smaller_step():
 
 
 def test_an_interrupted_run_with_a_frozen_start_resumes_exactly(arrays, tmp_path, monkeypatch):
-    import fer.train
-
-    train, val, classes = arrays
     p = TrainParams(model="test_resnet", pretrained=False, epochs=3, batch_size=8, lr=1e-3, device="cpu",
                     freeze_epochs=2, backbone_lr_scale=0.5, schedule="onecycle")
-    ref_history, ref_best = fit(p, train, val, classes)
-    real_predict, calls = fer.train.predict, []
-
-    def interrupted_in_epoch_2(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_predict(*args, **kwargs)
-
-    monkeypatch.setattr(fer.train, "predict", interrupted_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        fit(p, train, val, classes, state_path=tmp_path / "state.pt")
-    monkeypatch.setattr(fer.train, "predict", real_predict)
-    history, best = fit(p, train, val, classes, state_path=tmp_path / "state.pt")
-    drop = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]  # noqa: E731
-    assert drop(history) == drop(ref_history)
-    for k in ref_best["model"]:
-        assert torch.equal(best["model"][k], ref_best["model"][k]), k
+    assert_resumes_exactly(p, *arrays, tmp_path / "state.pt", monkeypatch, interrupt_at=2)
 
 
 def test_the_model_card_says_what_the_model_was_initialised_from(tmp_path):
