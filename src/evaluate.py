@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fer import evaluate
 from fer.cli import run
-from fer.dataset import load_split
+from fer.dataset import load_split, read_manifest
 from fer.io import write_csv, write_json
 from fer.model import load_checkpoint, predict
 from fer.train import resolve_device
@@ -20,13 +20,15 @@ def main(params):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("prepared_dir", type=Path)
+    parser.add_argument("manifest", type=Path, help="the split stage's manifest.csv")
     parser.add_argument("metrics", type=Path)
     parser.add_argument("confusion", type=Path)
     args = parser.parse_args()
     device = resolve_device("auto")
     model, ckpt = load_checkpoint(args.checkpoint, device)
-    images, meta = load_split(args.prepared_dir, "test")
-    _, train_meta = load_split(args.prepared_dir, "train")
+    manifest = read_manifest(args.manifest)
+    images, meta = load_split(args.prepared_dir, manifest, "test")
+    _, train_meta = load_split(args.prepared_dir, manifest, "train")
     y_pred = predict(model, images, ckpt["data_config"], device, tta=params.evaluate.tta).argmax(1).numpy()
     y_true, classes = meta["target"].to_numpy(), ckpt["classes"]
     result = evaluate.metrics(y_true, y_pred, classes, train_meta["target"], meta["angle"])

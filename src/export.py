@@ -21,6 +21,7 @@ def main(params):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("prepared_dir", type=Path)
+    parser.add_argument("manifest", type=Path, help="the split stage's manifest.csv")
     parser.add_argument("test_metrics", type=Path)
     parser.add_argument("split_metrics", type=Path)
     parser.add_argument("onnx", type=Path)
@@ -30,7 +31,7 @@ def main(params):
     model, ckpt = load_checkpoint(args.checkpoint)
     tta = params.evaluate.tta
     export_onnx(model, ckpt, args.onnx, tta=tta)
-    images, _ = load_split(args.prepared_dir, "test")
+    images, _ = load_split(args.prepared_dir, args.manifest, "test")
     max_diff = parity(model, ckpt, args.onnx, images, tta)
     if max_diff > TOLERANCE:
         raise FerError(f"ONNX and PyTorch disagree on the test split by {max_diff:.2e} (> {TOLERANCE:g})")

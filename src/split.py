@@ -1,7 +1,9 @@
 """Stage split: read the raw dataset (data.format), assign train/val/test, write the manifest.
 
-Outputs (in OUT_DIR): manifest.csv (one row per image: path, split, label, subject,
-session, sex, angle, official, raw_label), folds.csv (with split.folds: a row per fold and
+Outputs (in OUT_DIR): images.csv (every image to use, whatever the split params: what the
+preprocess stage decodes, so a change of split.* decodes nothing again), manifest.csv (one
+row per image of the split: path, split, label, subject, session, sex, angle, official,
+raw_label), folds.csv (with split.folds: a row per fold and
 image: fold, path, split; empty otherwise), skipped.csv (every file not used, with the
 reason) and duplicates.csv (repeated images; dropped unless the dataset's own split keeps
 them); the summary (protocol, sizes, subject overlap, skipped and repeated counts, the
@@ -18,7 +20,7 @@ import pandas as pd
 from fer import FerError, formats
 from fer.cli import run
 from fer.io import write_csv, write_json
-from fer.split import assign, assign_folds, drop_repeats, fold_summary, locate_repeats, summary
+from fer.split import assign, assign_folds, drop_repeats, fold_summary, locate_repeats, select_angles, summary
 
 
 def main(params):
@@ -34,6 +36,8 @@ def main(params):
     p = params.split
     images, repeats = drop_repeats(images)
     skipped = pd.concat([skipped, repeats.loc[repeats["dropped"], ["path", "reason"]]], ignore_index=True)
+    write_csv(images, args.out_dir / "images.csv")  # before any split param is read
+    images = select_angles(images, p.angles)
     images["split"], protocol = assign(images, p.val, p.test, p.seed, p.group_by)
     repeats = locate_repeats(repeats, images)
     folds, cv = pd.DataFrame(columns=["fold", "path", "split"]), {}
@@ -45,7 +49,8 @@ def main(params):
     write_csv(folds, args.out_dir / "folds.csv")
     write_csv(skipped, args.out_dir / "skipped.csv")
     write_csv(repeats, args.out_dir / "duplicates.csv")
-    stats = {**summary(images, images["split"], protocol, repeats), "images": len(images), "skipped": len(skipped), **cv}
+    stats = {**summary(images, images["split"], protocol, repeats), "images": len(images), "skipped": len(skipped),
+             "angles": " ".join(p.angles) or "all", **cv}
     mapping = formats.label_mapping(images)
     write_json({**stats, "class_map": mapping}, args.metrics)
     print("split: " + ", ".join(f"{k} {v}" for k, v in stats.items()))

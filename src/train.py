@@ -1,4 +1,4 @@
-"""Stage train: fine-tune `train.model` on the cached splits; keep the best-val checkpoint.
+"""Stage train: fine-tune `train.model` on the cached train split; keep the best-val checkpoint.
 
 Outputs: the checkpoint (self-describing, see fer.model) and a dvclive folder: one TSV per
 metric with a row per epoch, written as each epoch ends (`dvc exp show` and `dvc plots`
@@ -32,6 +32,7 @@ from fer.train import fit
 def main(params):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("prepared_dir", type=Path)
+    parser.add_argument("manifest", type=Path, help="the split stage's manifest.csv: which cached images are train and val")
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("live_dir", type=Path, help="dvclive's folder: per-epoch metrics and the run's summary")
     parser.add_argument("state", type=Path, help="training state saved every epoch; a killed run resumes from it")
@@ -39,7 +40,7 @@ def main(params):
     if params.train.devices > 1 and parallel.world_size() == 1:
         sys.exit(parallel.relaunch(params.train.devices))
     meta = json.loads((args.prepared_dir / "meta.json").read_text())
-    (x_train, m_train), (x_val, m_val) = (load_split(args.prepared_dir, s) for s in ("train", "val"))
+    (x_train, m_train), (x_val, m_val) = (load_split(args.prepared_dir, args.manifest, s) for s in ("train", "val"))
     main_rank = parallel.is_main()  # under torchrun only rank 0 writes: one log, one checkpoint
     with Live(str(args.live_dir), dvcyaml=None, save_dvc_exp=False) if main_rank else contextlib.nullcontext() as live:
 

@@ -73,7 +73,7 @@ def test_broken_files_are_skipped_with_their_reason(tmp_path, monkeypatch):
     assert "UnidentifiedImageError" in reasons["happy/empty.jpg"]
     assert "truncated" in reasons["happy/truncated.jpg"].lower()
     assert "DecompressionBomb" in reasons["happy/bomb.png"]
-    images, facts = load_split(tmp_path / "out", "train")
+    images, facts = load_split(tmp_path / "out", pd.DataFrame(rows), "train")
     assert list(facts["path"]) == ["happy/ok0.jpg"] and images.shape[0] == 1
 
 

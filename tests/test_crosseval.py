@@ -87,8 +87,9 @@ def test_the_command_reads_an_archive_and_writes_json_and_confusion_csv(dataset,
 
 def test_a_source_with_no_class_the_model_knows_is_an_error(tmp_path, checkpoint):
     (tmp_path / "contempt").mkdir()
-    Image.new("L", (40, 40)).save(tmp_path / "contempt" / "a.png")
-    Image.new("L", (40, 40), 255).save(tmp_path / "contempt" / "b.png")
+    for name, seed in (("a", 0), ("b", 1)):
+        Image.fromarray(np.random.default_rng(seed).integers(0, 255, (40, 40), dtype=np.uint8)).save(
+            tmp_path / "contempt" / f"{name}.png")
     data = DataParams(source=str(tmp_path), format="folders", classes=("contempt",))
     with pytest.raises(FerError, match="none of the test classes .contempt. is one the model knows"):
         crosseval(checkpoint, data, device="cpu")
@@ -105,3 +106,11 @@ def test_the_stage_scores_the_set_named_in_params(dataset, checkpoint, tmp_path)
     assert (tmp_path / "p/ck.csv").is_file()
     wrong = subprocess.run(cmd + ["kdef", "m/x.json", "p/x.csv"], cwd=tmp_path, capture_output=True, text=True)
     assert wrong.returncode == 1 and "crosseval.sets has no set named 'kdef' (it has ck)" in wrong.stderr
+
+
+def test_a_source_with_no_usable_picture_says_so(tmp_path, checkpoint):
+    (tmp_path / "happy").mkdir()
+    Image.new("L", (40, 40)).save(tmp_path / "happy" / "black.png")
+    data = DataParams(source=str(tmp_path), format="folders")
+    with pytest.raises(FerError, match="none of the 1 images could be used: 1 no picture"):
+        crosseval(checkpoint, data, device="cpu")

@@ -12,7 +12,7 @@ from matplotlib import cbook
 from PIL import Image
 
 from fer import demo
-from fer.dataset import load_split
+from fer.dataset import load_cache
 from fer.faces import detect_faces
 from fer.predict import OnnxModel, face_crops
 from fer.preprocess import NO_FACE, build, load_image
@@ -28,12 +28,14 @@ def photos(tmp_path_factory):
     demo.generate(raw / "demo", subjects=2, angles=("HL", "HR"), size=(192, 256))
     shutil.copy(raw / "demo/AF01/AF01HAHL.JPG", raw / "left.jpg")
     shutil.copy(raw / "demo/AF01/AF01HAHR.JPG", raw / "right.jpg")
-    Image.new("RGB", (120, 160), (90, 90, 90)).save(raw / "wall.jpg")
+    # a picture without a face: a wall's texture
+    wall = np.random.default_rng(0).integers(60, 120, (160, 120, 3), dtype=np.uint8)
+    Image.fromarray(wall).save(raw / "wall.jpg")
     return raw
 
 
 def manifest(paths) -> pd.DataFrame:
-    return pd.DataFrame({"path": paths, "split": "train", "label": "happy", "subject": "S1", "angle": "S",
+    return pd.DataFrame({"path": paths, "label": "happy", "subject": "S1", "angle": "S",
                          "session": "A"})
 
 
@@ -42,7 +44,7 @@ def test_preprocess_and_predict_crop_the_same_face(photos, tmp_path, grayscale):
     paths = ["grace.jpg", "left.jpg", "right.jpg"]
     failed, _ = build(manifest(paths), photos, tmp_path, size=48, grayscale=grayscale, workers=1, face_margin=0.3)
     assert failed.empty
-    cached, facts = load_split(tmp_path, "train")
+    cached, facts = load_cache(tmp_path)
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["face"]["margin"] == 0.3 and list(facts["path"]) == paths
     config = {"input_size": [1 if grayscale else 3, 48, 48], "face": meta["face"]}  # as train records it
@@ -62,12 +64,13 @@ def test_images_without_a_face_are_kept_whole_or_skipped_and_listed(photos, tmp_
     failed, _ = build(manifest(["wall.jpg", "grace.jpg"]), photos, tmp_path, size=32, grayscale=False, workers=1,
                       face_margin=0.2, no_face=no_face)
     faces = pd.read_csv(tmp_path / "faces.csv")
-    assert faces.to_dict("records") == [{"path": "wall.jpg", "split": "train", "face_found": False},
-                                        {"path": "grace.jpg", "split": "train", "face_found": True}]
-    cached, facts = load_split(tmp_path, "train")
+    assert faces.to_dict("records") == [{"path": "wall.jpg", "face_found": False},
+                                        {"path": "grace.jpg", "face_found": True}]
+    cached, facts = load_cache(tmp_path)
     if no_face == "keep":
         assert failed.empty and list(facts["path"]) == ["wall.jpg", "grace.jpg"]
-        np.testing.assert_array_equal(cached[0], load_image(photos / "wall.jpg", 32, False))
+        whole = np.asarray(Image.open(photos / "wall.jpg").convert("RGB"))  # decoded at full size, as for a face
+        np.testing.assert_array_equal(cached[0], load_image(whole, 32, False))
     else:
         assert failed.to_dict("records") == [{"path": "wall.jpg", "reason": NO_FACE}]
         assert list(facts["path"]) == ["grace.jpg"] and len(cached) == 1
@@ -77,7 +80,7 @@ def test_without_face_crop_nothing_changes(photos, tmp_path):
     build(manifest(["grace.jpg"]), photos, tmp_path, size=32, grayscale=False, workers=1)
     assert "face" not in json.loads((tmp_path / "meta.json").read_text())
     assert not (tmp_path / "faces.csv").exists()
-    np.testing.assert_array_equal(load_split(tmp_path, "train")[0][0], load_image(photos / "grace.jpg", 32, False))
+    np.testing.assert_array_equal(load_cache(tmp_path)[0][0], load_image(photos / "grace.jpg", 32, False))
 
 
 def on_the_face(box, width: int = 96, height: int = 128) -> bool:

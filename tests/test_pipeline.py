@@ -236,3 +236,17 @@ def test_cross_validation_from_the_single_split_and_back(repo):
     assert "Stage 'preprocess' didn't change, skipping" in out
     assert json.loads((repo / "metrics/cv.json").read_text()) == {"folds": 0}
     assert len(pd.read_csv(repo / "plots/cv/confusion.csv")) == 0
+
+
+def test_a_split_change_decodes_nothing_again(repo):
+    """Comparing protocols costs training only: the cache is built once per size, channels
+    and crop, and every split (another seed, the leaky one) chooses its rows from it."""
+    cache = (repo / "data/prepared/images.npy").read_bytes()
+    out = run(repo, "dvc", "exp", "run", "-S", "split.group_by=none", "-S", "split.seed=7").stdout
+    assert "Running stage 'split'" in out and "Stage 'preprocess' didn't change, skipping" in out
+    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
+    assert (repo / "data/prepared/images.npy").read_bytes() == cache
+    split = json.loads((repo / "metrics/split.json").read_text())
+    assert split["protocol"] == "image-level (subjects leak)" and split["subject_overlap"] > 0
+    m = json.loads((repo / "metrics/metrics.json").read_text())
+    assert m["test_images"] == split["test_images"]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from fer.dataset import load_split
-from fer.preprocess import build, image_stats, load_image, mismatch
+from fer.dataset import load_cache, load_split
+from fer.preprocess import blank, build, image_stats, load_image, mismatch
 from fer.split import assign
 
 
@@ -23,10 +23,12 @@ def test_cache_shapes_dtypes_and_facts(demo_raw, manifest, tmp_path, grayscale, 
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta == {"classes": ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
                     "size": 32, "channels": channels}
+    cached, _ = load_cache(tmp_path)
+    assert isinstance(cached, np.memmap) and cached.shape == (len(manifest), channels, 32, 32)
     total = 0
     for split in ("train", "val", "test"):
-        images, facts = load_split(tmp_path, split)
-        assert isinstance(images, np.memmap) and images.dtype == np.uint8
+        images, facts = load_split(tmp_path, manifest, split)
+        assert images.dtype == np.uint8
         assert images.shape == (len(facts), channels, 32, 32)
         assert list(facts["path"]) == list(manifest["path"][manifest["split"] == split])
         assert set(facts["target"]) == set(range(7))
@@ -37,7 +39,7 @@ def test_cache_shapes_dtypes_and_facts(demo_raw, manifest, tmp_path, grayscale, 
 
 def test_cached_pixels_are_the_decoded_image(demo_raw, manifest, tmp_path):
     build(manifest, demo_raw, tmp_path, size=40, grayscale=False, workers=1)
-    images, facts = load_split(tmp_path, "test")
+    images, facts = load_split(tmp_path, manifest, "test")
     np.testing.assert_array_equal(images[3], load_image(demo_raw / facts["path"][3], 40, False))
     assert images[3].std() > 10  # a face, not a blank
 
@@ -50,7 +52,7 @@ def test_undecodable_file_is_listed_and_left_out(demo_raw, manifest, tmp_path):
     (raw / broken).write_bytes(b"not a jpeg at all")
     failed, _ = build(manifest, raw, tmp_path / "out", size=32, grayscale=False, workers=1)
     assert list(failed["path"]) == [broken] and "cannot decode" in failed["reason"][0]
-    images, facts = load_split(tmp_path / "out", "train")
+    images, facts = load_split(tmp_path / "out", manifest, "train")
     assert broken not in set(facts["path"]) and len(images) == len(facts)
     assert len(facts) == (manifest["split"] == "train").sum() - 1
 
@@ -69,3 +71,38 @@ def test_train_blurrier_than_test_is_reported(demo_raw, manifest):
     assert "sharpness differs between train" in mismatch({"train": image_stats(sharp), "test": image_stats(soft)})
 
 
+
+
+def test_one_cache_serves_every_split(demo_raw, demo_images, tmp_path):
+    """The cache is built without a split; any split (another seed, the leaky one) picks its
+    rows from it, and those rows are the images decoded as they would be on their own."""
+    build(demo_images, demo_raw, tmp_path, size=24, grayscale=True, workers=1)
+    cache, _ = load_cache(tmp_path)
+    assert len(cache) == len(demo_images)
+    for seed, group_by in [(0, "subject"), (1, "subject"), (0, "none")]:
+        m = demo_images.assign(split=assign(demo_images, 0.2, 0.2, seed, group_by)[0])
+        seen = []
+        for split in ("train", "val", "test"):
+            images, facts = load_split(tmp_path, m, split)
+            assert set(facts["path"]) == set(m["path"][m["split"] == split])
+            np.testing.assert_array_equal(images[0], load_image(demo_raw / facts["path"][0], 24, True))
+            seen += list(facts["path"])
+        assert sorted(seen) == sorted(demo_images["path"])
+
+
+def test_a_file_with_no_picture_is_listed_and_left_out(demo_raw, demo_images, tmp_path):
+    """A black placeholder (with a few stray pixels, as in circulating KDEF copies) is no
+    photo: left out with the reason; faces, however dark or flat, are kept."""
+    raw = tmp_path / "raw"
+    import shutil
+    shutil.copytree(demo_raw, raw)
+    placeholder = np.zeros((96, 71), dtype=np.uint8)
+    placeholder[40:42, 30:33] = 139
+    path = demo_images["path"].iloc[5]
+    Image.fromarray(placeholder).convert("RGB").save(raw / path, "JPEG")
+    failed, _ = build(demo_images, raw, tmp_path / "out", size=32, grayscale=False, workers=1)
+    assert list(failed["path"]) == [path] and failed["reason"][0].startswith("no picture: near-constant pixels")
+    _, facts = load_cache(tmp_path / "out")
+    assert path not in set(facts["path"]) and len(facts) == len(demo_images) - 1
+    face = load_image(demo_raw / demo_images["path"].iloc[0], 32, True)
+    assert blank(face) == "" and blank((face // 4).astype(np.uint8)) == ""  # a dark, flat face is still a picture

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer import FerError, evaluate, formats, sources
-from fer.dataset import load_split
+from fer.dataset import load_cache
 from fer.io import write_csv, write_json
 from fer.labels import canonical
 from fer.model import load_checkpoint, predict
@@ -66,9 +66,12 @@ def score(checkpoint: str | Path, images: pd.DataFrame, raw: Path, workdir: Path
     classes, cfg = ckpt["classes"], ckpt["data_config"]
     channels, size = cfg["input_size"][:2]
     face = cfg.get("face") or {}  # crop the faces as the model's training images were
-    failed, _ = build(images.assign(split="test"), raw, workdir, size, channels == 1,
+    failed, _ = build(images, raw, workdir, size, channels == 1,
                       face_margin=face.get("margin"), no_face=face.get("no_face", "keep"))
-    x, meta = load_split(workdir, "test")
+    x, meta = load_cache(workdir)
+    if not len(meta):
+        raise FerError(f"none of the {len(images)} images could be used: "
+                       + "; ".join(f"{n} {why}" for why, n in failed["reason"].str.split(":").str[0].value_counts().items()))
     pred = predict(model, x, cfg, dev, tta=tta).argmax(1).numpy()
     index = {canonical(c) or c: i for i, c in enumerate(classes)}
     labels = meta["label"].map(lambda c: canonical(c) or c)

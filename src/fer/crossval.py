@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer import evaluate
-from fer.dataset import load_split
+from fer import dataset, evaluate
 from fer.io import write_json
 from fer.model import load_checkpoint, predict, save_checkpoint
 from fer.params import Params
@@ -28,9 +27,9 @@ from fer.train import fit, resolve_device
 
 
 def load_cache(prepared_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
-    """Every cached image (N, C, H, W) in memory and its facts, the splits one after another."""
-    parts = [load_split(prepared_dir, s) for s in SPLITS]
-    return np.concatenate([np.asarray(x) for x, _ in parts]), pd.concat([m for _, m in parts], ignore_index=True)
+    """Every cached image (N, C, H, W) in memory and its facts."""
+    images, meta = dataset.load_cache(prepared_dir)
+    return np.asarray(images), meta
 
 
 def fold_rows(folds: pd.DataFrame, meta: pd.DataFrame, fold: int) -> dict[str, np.ndarray]:

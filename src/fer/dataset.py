@@ -1,4 +1,9 @@
-"""Where the preprocess stage's cache lives and how to read it (numpy and pandas only)."""
+"""Where the preprocess stage's cache lives and how to read it (numpy and pandas only).
+
+The cache holds every usable image once (`images.npy`, N x C x H x W uint8, and its facts in
+`images.csv`), whatever the split: a split, or a cross-validation fold, is a choice of rows
+by path. Changing `split.*` therefore never decodes an image again.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,38 @@ import numpy as np
 import pandas as pd
 
 
-def split_files(prepared_dir: str | Path, split: str) -> tuple[Path, Path]:
-    """Where a split's images (.npy) and facts (.csv) live in the cache."""
+def cache_files(prepared_dir: str | Path) -> tuple[Path, Path]:
+    """Where the cached images (.npy) and their facts (.csv) live."""
     prepared_dir = Path(prepared_dir)
-    return prepared_dir / f"{split}.npy", prepared_dir / f"{split}.csv"
+    return prepared_dir / "images.npy", prepared_dir / "images.csv"
 
 
-def load_split(prepared_dir: str | Path, split: str) -> tuple[np.ndarray, pd.DataFrame]:
-    """The cached (N, C, H, W) uint8 images (memory-mapped) and their facts for `split`."""
-    npy, csv = split_files(prepared_dir, split)
+def load_cache(prepared_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """Every cached (N, C, H, W) uint8 image (memory-mapped) and its facts."""
+    npy, csv = cache_files(prepared_dir)
     images = np.load(npy, mmap_mode="r")
-    meta = pd.read_csv(csv, dtype={"subject": str, "session": str, "angle": str})
+    meta = pd.read_csv(csv, dtype={"path": str, "subject": str, "session": str, "angle": str})
     return images, meta
+
+
+def split_rows(meta: pd.DataFrame, manifest: pd.DataFrame, split: str) -> np.ndarray:
+    """Positions in the cache's `meta` of the images `manifest` (path, split) puts in `split`,
+    in cache order. Images the cache lacks (left out by preprocess) are left out."""
+    chosen = set(manifest.loc[manifest["split"] == split, "path"])
+    return np.flatnonzero(meta["path"].isin(chosen).to_numpy())
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """The split stage's manifest.csv: one row per image with its `path` and `split`."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def load_split(prepared_dir: str | Path, manifest: str | Path | pd.DataFrame, split: str
+               ) -> tuple[np.ndarray, pd.DataFrame]:
+    """The cached images (in memory) and facts of `split` ("train", "val" or "test") as the
+    split stage's `manifest` (a path or its table) assigns it."""
+    if not isinstance(manifest, pd.DataFrame):
+        manifest = read_manifest(manifest)
+    images, meta = load_cache(prepared_dir)
+    rows = split_rows(meta, manifest, split)
+    return np.asarray(images[rows]), meta.iloc[rows].reset_index(drop=True)

@@ -83,6 +83,7 @@ class SplitParams(Section):
     test: float = Field(0.15, gt=0, lt=1)
     seed: int = 42
     folds: int | str = 0  # 0: one split; k >= 2: k subject folds; "loso": leave one subject out
+    angles: tuple[str, ...] = ()  # keep only these head angles (KDEF: FL HL S HR FR); (): all
 
     @field_validator("folds")
     @classmethod

@@ -1,9 +1,9 @@
-"""Decode every image once into a memory-mappable uint8 array per split.
+"""Decode every image once into one memory-mappable uint8 array.
 
-Training then never touches a JPEG again: epochs read pixels straight from
-`<split>.npy` (N, C, H, W), and the per-image facts travel beside it in `<split>.csv`.
-Normalisation is left to the batch, so changing the model or the learning rate never
-rebuilds this cache.
+Training then never touches a JPEG again: epochs read pixels straight from `images.npy`
+(N, C, H, W), and the per-image facts travel beside it in `images.csv`. The cache holds
+every image whatever the split, and normalisation is left to the batch, so changing the
+split, the model or the learning rate never rebuilds it.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from fer import faces
-from fer.dataset import split_files
+from fer.dataset import cache_files
 from fer.io import atomic_path, write_csv, write_json
 from fer.labels import CLASSES
-from fer.split import SPLITS
 
 META_COLUMNS = ["path", "label", "target", "subject", "angle", "session"]
 
@@ -78,17 +77,32 @@ def sharpness(images: np.ndarray) -> np.ndarray:
 
 
 NO_FACE = "no face found"
+# A photo's darkest and brightest 1% of pixels lie far more than this many grey levels apart;
+# a black or grey placeholder saved in a photo's place (some KDEF copies hold nine) does not.
+BLANK_SPREAD = 16
+
+
+def blank(img: np.ndarray) -> str:
+    """Why `img` (uint8 pixels) holds no picture, or '' if it holds one: near-constant pixels,
+    whatever a few stray ones say."""
+    low, high = np.percentile(img, [1, 99])
+    if high - low < BLANK_SPREAD:
+        return f"no picture: near-constant pixels (98% within {high - low:.0f} grey levels)"
+    return ""
 
 
 def _try_load(source, size, grayscale, face_margin=None, no_face="keep"):
     """(pixels or None, why not, whether a face was found: None without face cropping)."""
     try:
         if face_margin is None:
-            return load_image(source, size, grayscale), None, None
-        img, found = load_face(source, size, grayscale, face_margin)
+            img, found = load_image(source, size, grayscale), None
+        else:
+            img, found = load_face(source, size, grayscale, face_margin)
     except Exception as e:  # any undecodable file is reported, never fatal
         return None, f"cannot decode: {type(e).__name__}: {e}", None
-    return (None, NO_FACE, False) if not found and no_face == "skip" else (img, None, found)
+    if why := blank(img):
+        return None, why, found
+    return (None, NO_FACE, False) if found is False and no_face == "skip" else (img, None, found)
 
 
 def class_list(labels) -> list[str]:
@@ -97,52 +111,54 @@ def class_list(labels) -> list[str]:
     return [c for c in CLASSES if c in present] + sorted(present - set(CLASSES))
 
 
-def build(manifest: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size: int, grayscale: bool,
+def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size: int, grayscale: bool,
           workers: int | None = None, face_margin: float | None = None,
           no_face: str = "keep") -> tuple[pd.DataFrame, dict]:
-    """Write `<split>.npy`, `<split>.csv` and `meta.json` for every split into `out_dir`.
+    """Write `images.npy`, `images.csv` and `meta.json` into `out_dir`: every image once.
 
-    manifest: the split stage's rows (`path` relative to raw_root, `split`, `label`, ...).
+    images: the split stage's images.csv rows (`path` relative to raw_root, `label`, ...),
+    whatever the split: the split chooses rows from this cache (`fer.dataset.load_split`).
     face_margin: crop each image to its largest face with this margin (`load_face`), as
     `fer-predict` does; None: the centre square of the whole image. An image without a face
     is then kept whole (no_face "keep") or left out ("skip"); `faces.csv` lists every image
-    with `face_found`, and meta.json's `face` records the crop for the checkpoint.
-    Returns the files left out (`path`, `reason`: undecodable, or no face found) and
-    `image_stats` of every split.
+    with `face_found`, and meta.json's `face` records the crop for the checkpoint. An image
+    with no picture in it (`blank`) is left out.
+    Returns the files left out (`path`, `reason`: undecodable, no picture, or no face found)
+    and `image_stats` per part of the dataset's own split (`official`; "all" without one).
     """
     out_dir = Path(out_dir)
-    classes = class_list(manifest["label"])
+    images = images.reset_index(drop=True)
+    classes = class_list(images["label"])
     workers = workers or os.cpu_count() or 1
     load = functools.partial(_try_load, size=size, grayscale=grayscale, face_margin=face_margin, no_face=no_face)
-    failed, stats, found = [], {}, []
-    pixels = csv_pixels(manifest["path"], raw_root)
-    with multiprocessing.Pool(workers) as pool:
-        for split in SPLITS:
-            rows = manifest[manifest["split"] == split].reset_index(drop=True)
-            sources = [pixels[p] if p in pixels else str(Path(raw_root) / p) for p in rows["path"]]
-            npy, csv = split_files(out_dir, split)
-            with atomic_path(npy) as tmp:
-                shape = (len(rows), 1 if grayscale else 3, size, size)
-                arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-                ok = np.zeros(len(rows), dtype=bool)
-                results = pool.imap(load, sources, chunksize=64)
-                for i, (img, reason, face) in enumerate(tqdm(results, total=len(rows), desc=f"decode {split}", unit="img", disable=None)):
-                    if face is not None:
-                        found.append((rows["path"][i], split, face))
-                    if img is None:
-                        failed.append((rows["path"][i], reason))
-                    else:
-                        arr[i], ok[i] = img, True
-                if not ok.all():
-                    arr = _compact(arr, ok, tmp)
-                arr.flush()
-                stats[split] = image_stats(arr)
-                del arr
-            rows = rows[ok].assign(target=lambda d: d["label"].map(classes.index))
-            write_csv(rows.reindex(columns=META_COLUMNS), csv)
+    failed, found = [], []
+    pixels = csv_pixels(images["path"], raw_root)
+    sources = [pixels[p] if p in pixels else str(Path(raw_root) / p) for p in images["path"]]
+    npy, csv = cache_files(out_dir)
+    with atomic_path(npy) as tmp, multiprocessing.Pool(workers) as pool:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                        shape=(len(images), 1 if grayscale else 3, size, size))
+        ok = np.zeros(len(images), dtype=bool)
+        results = pool.imap(load, sources, chunksize=64)
+        for i, (img, reason, face) in enumerate(tqdm(results, total=len(images), desc="decode", unit="img", disable=None)):
+            if face is not None:
+                found.append((images["path"][i], face))
+            if img is None:
+                failed.append((images["path"][i], reason))
+            else:
+                arr[i], ok[i] = img, True
+        if not ok.all():
+            arr = _compact(arr, ok, tmp)
+        arr.flush()
+        part = images["official"][ok].to_numpy() if "official" in images and (images["official"] != "").all() else None
+        stats = {name: image_stats(arr[np.flatnonzero(part == name)]) for name in sorted(set(part))} if part is not None \
+            else {"all": image_stats(arr)}
+        del arr
+    rows = images[ok].assign(target=lambda d: d["label"].map(classes.index))
+    write_csv(rows.reindex(columns=META_COLUMNS), csv)
     meta = {"classes": classes, "size": size, "channels": 1 if grayscale else 3}
     if face_margin is not None:
-        write_csv(pd.DataFrame(found, columns=["path", "split", "face_found"]), out_dir / "faces.csv")
+        write_csv(pd.DataFrame(found, columns=["path", "face_found"]), out_dir / "faces.csv")
         meta["face"] = {"detector": faces.DETECTOR, "margin": face_margin, "no_face": no_face}
     write_json(meta, out_dir / "meta.json")
     return pd.DataFrame(failed, columns=["path", "reason"]), stats

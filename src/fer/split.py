@@ -73,6 +73,22 @@ def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: s
     return split, protocol
 
 
+def select_angles(images: pd.DataFrame, angles) -> pd.DataFrame:
+    """The rows of `images` taken at one of `angles` (head angles, e.g. KDEF's frontal "S");
+    all rows when `angles` is empty. Raises FerError when the dataset names no angles or
+    none of those asked for."""
+    if not angles:
+        return images
+    present = sorted(set(images["angle"]) - {""}) if "angle" in images else []
+    if not present:
+        raise FerError("split.angles keeps some head angles, but this dataset names none (KDEF's file names do); "
+                       "set split.angles=[]")
+    keep = images["angle"].isin(angles)
+    if not keep.any():
+        raise FerError(f"split.angles={list(angles)}: no image at those angles; this dataset has {', '.join(present)}")
+    return images[keep].reset_index(drop=True)
+
+
 def _known(images: pd.DataFrame, column: str) -> bool:
     """Whether every row has a non-empty `column`."""
     return column in images and images[column].notna().all() and (images[column] != "").all()
