@@ -97,3 +97,14 @@ def test_compare_reads_two_runs_and_refuses_different_folds(tmp_path, capsys):
     (tmp_path / "none.json").write_text('{"folds": 0}')
     with pytest.raises(FerError, match="ran no cross-validation"):
         read_cv(str(tmp_path / "none.json"))
+
+
+def test_the_summary_spreads_each_head_angle_over_folds():
+    folds = fake_folds([0.6, 0.8])
+    for f, (s, fl) in zip(folds, [(0.7, 0.5), (0.9, 0.7)]):
+        f["metrics"]["accuracy_by_angle"] = {"S": s, "FL": fl}
+    predictions = pd.DataFrame({"actual": ["happy", "sad"], "predicted": ["happy", "sad"]})
+    cv = summarize(folds, predictions, ["happy", "sad"], {}, "")
+    assert cv["accuracy_by_angle"]["S"]["mean"] == pytest.approx(0.8)
+    assert cv["accuracy_by_angle"]["FL"]["min"] == 0.5 and cv["accuracy_by_angle"]["FL"]["max"] == 0.7
+    assert "accuracy_by_angle" not in summarize(fake_folds([0.6, 0.8]), predictions, ["happy", "sad"], {}, "")

@@ -42,9 +42,13 @@ def summarize(folds: list[dict], predictions: pd.DataFrame, classes: list[str], 
     pooled = {"accuracy": accuracy_score(y_true, y_pred),
               "macro_f1": f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0),
               "balanced_accuracy": balanced_accuracy_score(y_true, y_pred)}
+    # per head angle (KDEF): the spread over folds of each angle's accuracy
+    angles = [f["metrics"].get("accuracy_by_angle") for f in folds]
+    by_angle = {"accuracy_by_angle": {a: spread([f[a] for f in angles]) for a in sorted(angles[0])}
+                } if all(angles) and all(f.keys() == angles[0].keys() for f in angles) else {}
     return {
         "folds": len(folds), "protocol": split.get("protocol", ""), "subjects": split.get("subjects", "known"),
-        **{m: spread(per_fold[m]) for m in HEADLINE},
+        **{m: spread(per_fold[m]) for m in HEADLINE}, **by_angle,
         "pooled": {k: float(v) for k, v in pooled.items()}, "test_images": len(predictions),
         "per_fold": {**per_fold, "test_images": [f["metrics"]["test_images"] for f in folds],
                      "best_epoch": [f["best_epoch"] for f in folds]},
