@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from fer import demo, formats, kdef, preprocess, sources
-from fer.dataset import load_split
+from fer.dataset import load_cache, load_split
 from fer.model import create, data_config
 from fer.params import AugmentParams, DataParams, TrainParams
 from fer.split import assign
@@ -107,8 +107,8 @@ def notebook_epoch(folder: Path, model_name: str, size: int, batch_size: int, de
 
 
 def our_epoch(prepared: Path, model_name: str, batch_size: int, device: torch.device, aug: AugmentParams) -> float:
-    """Images/s of one epoch of the train stage's loop (warmed up on 4 batches first)."""
-    images, facts = load_split(prepared, "train")
+    """Images/s of one epoch of the train stage's loop over every cached image (warmed up on 4 batches first)."""
+    images, facts = load_cache(prepared)
     model = create(model_name, 7).to(device, memory_format=torch.channels_last)
     cfg = data_config(model, images.shape[-1], 3)
     optimizer = adamw(model, lr=1e-4)
@@ -132,7 +132,6 @@ def sync(device: torch.device) -> None:
 def time_preprocess(root: Path, data: DataParams, out: Path, size: int, grayscale: bool) -> tuple[int, float]:
     """(images, seconds) of preprocess.build over the whole dataset at `root`."""
     images, _ = formats.scan(root, data)
-    images["split"] = assign(images, 0.15, 0.15, 42)[0]
     start = time.perf_counter()
     failed, _ = preprocess.build(images, root, out, size, grayscale)
     return len(images) - len(failed), time.perf_counter() - start
@@ -157,7 +156,7 @@ def main():
             model_name, size, batch_size, n = CASES[case]
             if cuda:  # a GPU wants big batches and many images to show its speed
                 batch_size, n = 64, 1024
-            subset = photos.sample(n, random_state=0).assign(split="train")
+            subset = photos.sample(n, random_state=0)
             folder = class_folders(subset, raw, work / f"{case}-folders")
             prepared = work / f"{case}-prepared"
             preprocess.build(subset, raw, prepared, size, grayscale=False)
@@ -174,15 +173,16 @@ def main():
             n, seconds = time_preprocess(root, DataParams(format="fer2013"), work / "fer-prepared", 48, True)
             print(f"preprocess FER2013: {n} files -> 48 px greyscale in {seconds:.1f} s ({n / seconds:.0f} img/s)")
         if cuda:
-            reference_recipe(work / "kdef-prepared", device)
+            reference_recipe(work / "kdef-prepared", photos, device)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def reference_recipe(prepared: Path, device: torch.device) -> None:
+def reference_recipe(prepared: Path, images: pd.DataFrame, device: torch.device) -> None:
     """The reference recipe (densenet121, 224 px, batch 8, 50 epochs, evaluation each epoch)
     on the KDEF-size cache, end to end, from scratch (no hub weights offline)."""
-    (xt, mt), (xv, mv) = (load_split(prepared, s) for s in ("train", "val"))
+    manifest = images.assign(split=assign(images, 0.15, 0.15, 42)[0])
+    (xt, mt), (xv, mv) = (load_split(prepared, manifest, s) for s in ("train", "val"))
     params = TrainParams(pretrained=False, device=device.type)
     start = time.perf_counter()
     classes = json.loads((prepared / "meta.json").read_text())["classes"]

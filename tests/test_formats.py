@@ -71,9 +71,8 @@ def test_fer2013_csv_with_a_bad_row(tmp_path):
     assert list(skipped["path"]) == ["fer2013.csv#4", "fer2013.csv#5"]
     assert "emotion '9' is not 0-6" in skipped["reason"][0] and "3 values" in skipped["reason"][1]
     # The pixels become the cache without any image file in between.
-    images["split"] = images["official"]
     build(images, tmp_path, tmp_path / "out", size=48, grayscale=True, workers=1)
-    cached = np.load(tmp_path / "out" / "train.npy")
+    cached = np.load(tmp_path / "out" / "images.npy")
     np.testing.assert_array_equal(cached[0, 0].ravel(), np.arange(2304) % 256)
 
 

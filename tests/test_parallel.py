@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from fer import demo, kdef, parallel
+from fer.io import write_csv
 from fer.plots import live_history
 from fer.preprocess import build
 from fer.split import assign
@@ -29,7 +30,9 @@ def prepared(tmp_path_factory):
     demo.generate(raw, subjects=10, angles=("HL", "S"), size=(48, 64))
     images, _ = kdef.scan(raw)
     out = raw.parent / "prepared"
-    build(images.assign(split=assign(images, 0.25, 0.15, 0)[0]), raw, out, size=32, grayscale=False, workers=1)
+    manifest = images.assign(split=assign(images, 0.25, 0.15, 0)[0])
+    build(manifest, raw, out, size=32, grayscale=False, workers=1)
+    write_csv(manifest, out / "manifest.csv")  # the split stage's, beside the cache
     return out
 
 
@@ -37,7 +40,7 @@ def train(workdir: Path, prepared: Path, devices: int, wait: bool = True, **over
     """The train stage's script in `workdir` with TRAIN (+ overrides) on `devices` processes."""
     workdir.mkdir(exist_ok=True)
     (workdir / "params.yaml").write_text(yaml.safe_dump({"train": {**TRAIN, **overrides, "devices": devices}}))
-    cmd = [sys.executable, str(SRC / "train.py"), str(prepared), "best.pt", "live", "state.pt"]
+    cmd = [sys.executable, str(SRC / "train.py"), str(prepared), str(prepared / "manifest.csv"), "best.pt", "live", "state.pt"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 processes on 2 cores: one thread each
     if not wait:
         return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -14,6 +14,7 @@ import yaml
 
 from fer.dataset import load_split
 from fer.params import TrainParams
+from fer.io import write_csv
 from fer.plots import live_history
 from fer.preprocess import build
 from fer.split import assign
@@ -29,12 +30,13 @@ def prepared(demo_raw, demo_images, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared")
     manifest = demo_images.assign(split=assign(demo_images, 0.2, 0.2, 0)[0])
     build(manifest, demo_raw, out, size=32, grayscale=False, workers=1)
+    write_csv(manifest, out / "manifest.csv")  # the split stage's, beside the cache
     return out
 
 
 def train_cmd(workdir: Path, prepared: Path):
     (workdir / "params.yaml").write_text(yaml.safe_dump(PARAMS))
-    return [sys.executable, str(SRC / "train.py"), str(prepared), "best.pt", "live", "state.pt"]
+    return [sys.executable, str(SRC / "train.py"), str(prepared), str(prepared / "manifest.csv"), "best.pt", "live", "state.pt"]
 
 
 def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_result(prepared, tmp_path):
@@ -69,7 +71,7 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_result(prepared
 
 def test_state_of_other_params_is_not_resumed(prepared, tmp_path):
     # Leave a finished run's state behind, then change the lr: it must start over.
-    (x, m), (xv, mv) = load_split(prepared, "train"), load_split(prepared, "val")
+    (x, m), (xv, mv) = (load_split(prepared, prepared / "manifest.csv", s) for s in ("train", "val"))
     classes = sorted(m["label"].unique())
     p = TrainParams(**{**PARAMS["train"], "epochs": 1, "batch_size": 16})
     fit(p, (x, m["target"].to_numpy()), (xv, mv["target"].to_numpy()), classes, state_path=tmp_path / "s.pt")

@@ -150,9 +150,7 @@ def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size:
         if not ok.all():
             arr = _compact(arr, ok, tmp)
         arr.flush()
-        part = images["official"][ok].to_numpy() if "official" in images and (images["official"] != "").all() else None
-        stats = {name: image_stats(arr[np.flatnonzero(part == name)]) for name in sorted(set(part))} if part is not None \
-            else {"all": image_stats(arr)}
+        stats = _stats_by_part(arr, images["official"][ok] if "official" in images else None)
         del arr
     rows = images[ok].assign(target=lambda d: d["label"].map(classes.index))
     write_csv(rows.reindex(columns=META_COLUMNS), csv)
@@ -162,6 +160,15 @@ def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size:
         meta["face"] = {"detector": faces.DETECTOR, "margin": face_margin, "no_face": no_face}
     write_json(meta, out_dir / "meta.json")
     return pd.DataFrame(failed, columns=["path", "reason"]), stats
+
+
+def _stats_by_part(images: np.ndarray, official: pd.Series | None) -> dict:
+    """`image_stats` per part of the dataset's own split (FER2013's train/val/test), where every
+    image has one; else of all the images, under "all"."""
+    if official is None or (official == "").any() or official.isna().any():
+        return {"all": image_stats(images)}
+    part = official.to_numpy()
+    return {name: image_stats(images[np.flatnonzero(part == name)]) for name in sorted(set(part))}
 
 
 def image_stats(images: np.ndarray, chunk: int = 1024) -> dict:
