@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from fer.dataset import load_split
-from fer.params import TrainParams
 from fer.io import write_csv
+from fer.params import TrainParams
 from fer.plots import live_history
 from fer.preprocess import build
 from fer.split import assign
