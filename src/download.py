@@ -16,7 +16,7 @@ def main(params):
     # leaves a half-filled folder behind for the split stage to trust.
     tmp = args.out_dir.with_name(args.out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    sources.fetch(params.data, tmp)
+    sources.fetch(params.data, tmp, warn=lambda line: print(f"download: {line}"))
     shutil.rmtree(args.out_dir, ignore_errors=True)
     tmp.rename(args.out_dir)
     n = sum(1 for p in args.out_dir.rglob("*") if p.is_file())

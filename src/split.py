@@ -5,8 +5,10 @@ preprocess stage decodes, so a change of split.* decodes nothing again), manifes
 row per image of the split: path, split, label, subject, session, sex, angle, official,
 raw_label), folds.csv (with split.folds: a row per fold and
 image: fold, path, split; empty otherwise), skipped.csv (every file not used, with the
-reason) and duplicates.csv (repeated images; dropped unless the dataset's own split keeps
-them); the summary (protocol, sizes, subject overlap, skipped and repeated counts, the
+reason), duplicates.csv (repeated images; dropped unless the dataset's own split keeps
+them) and missing.csv (with data.format kdef, each photo KDEF's design expects that no
+file carries: code, subject, session, label, angle; empty otherwise); the summary
+(protocol, sizes, subject overlap, skipped, repeated and, for KDEF, missing counts, the
 folds' under `cv`, and `class_map`: each label as the dataset writes it -> the class it was
 read as) goes to METRICS. The one train/val/test split is written with or without folds: it
 trains the model that ships.
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer import FerError, formats
+from fer import FerError, formats, kdef
 from fer.cli import run
 from fer.io import write_csv, write_json
 from fer.split import assign, assign_folds, drop_repeats, fold_summary, locate_repeats, select_angles, summary
@@ -33,6 +35,8 @@ def main(params):
     if images.empty:
         raise FerError(f"no {params.data.format} images found in {args.raw_dir} ({len(skipped)} other files; "
                        "check data.format)\n" + skipped.head(10).to_string(index=False))
+    is_kdef = params.data.format == "kdef"
+    missing, expected = kdef.missing(images, skipped) if is_kdef else (pd.DataFrame(columns=kdef.MISSING_COLUMNS), 0)
     p = params.split
     images, repeats = drop_repeats(images)
     skipped = pd.concat([skipped, repeats.loc[repeats["dropped"], ["path", "reason"]]], ignore_index=True)
@@ -49,14 +53,19 @@ def main(params):
     write_csv(folds, args.out_dir / "folds.csv")
     write_csv(skipped, args.out_dir / "skipped.csv")
     write_csv(repeats, args.out_dir / "duplicates.csv")
+    write_csv(missing, args.out_dir / "missing.csv")
     stats = {**summary(images, images["split"], protocol, repeats), "images": len(images), "skipped": len(skipped),
-             "angles": " ".join(p.angles) or "all", **cv}
+             **({"missing": len(missing)} if is_kdef else {}), "angles": " ".join(p.angles) or "all", **cv}
     mapping = formats.label_mapping(images)
     write_json({**stats, "class_map": mapping}, args.metrics)
     print("split: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     print("split: classes read as " + ", ".join(f"{k!r} -> {v}" for k, v in mapping.items()))
     if len(skipped):
         print(f"split: {len(skipped)} files skipped, listed with reasons in {args.out_dir / 'skipped.csv'}")
+    if len(missing):
+        codes = ", ".join(missing["code"][:10]) + (", ..." if len(missing) > 10 else "")
+        print(f"split: {len(missing)} of {expected:,} photos KDEF's design expects are missing ({codes}), "
+              f"listed in {args.out_dir / 'missing.csv'}")
 
 
 if __name__ == "__main__":

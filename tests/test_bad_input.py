@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fer import formats
+from fer import demo, formats
 from fer.dataset import load_split
 from fer.params import DataParams
 from fer.preprocess import build, load_image
@@ -125,6 +125,18 @@ def test_same_image_twice_is_used_once(tmp_path):
     assert stats["duplicates"] == 1 and stats["skipped"] == 1
 
 
+def test_photos_missing_from_a_kdef_copy_are_listed_and_counted(tmp_path):
+    demo.generate(tmp_path / "raw", subjects=4, angles=("S", "HR"), size=(32, 32))
+    for name in ("AF01SUHR.JPG", "BM02ANS.JPG"):
+        (tmp_path / "raw" / name[:4] / name).unlink()
+    manifest, skipped, stats = run_split_stage(tmp_path, {"format": "kdef"})
+    missing = pd.read_csv(tmp_path / "split" / "missing.csv")
+    assert missing.to_dict("records") == [
+        {"code": "AF01SUHR", "subject": "F01", "session": "A", "label": "surprise", "angle": "HR"},
+        {"code": "BM02ANS", "subject": "M02", "session": "B", "label": "angry", "angle": "S"}]
+    assert stats["missing"] == 2 and len(manifest) == 4 * 2 * 7 * 2 - 2 and skipped.empty
+
+
 def test_fer2013_duplicates_across_splits_are_kept_and_counted(tmp_path):
     seed = 0
     for prefix, folder in (("Training", "train"), ("PublicTest", "test"), ("PrivateTest", "test")):
@@ -139,6 +151,8 @@ def test_fer2013_duplicates_across_splits_are_kept_and_counted(tmp_path):
     assert "test/happy/PrivateTest_again.jpg" in set(manifest["path"])  # the official split is kept whole
     assert stats["protocol"] == "official split"
     assert stats["duplicates"] == 1 and stats["duplicates_across_splits"] == 1
+    assert "missing" not in stats  # only KDEF has a design to miss photos of
+    assert pd.read_csv(tmp_path / "split" / "missing.csv").empty
     dups = pd.read_csv(tmp_path / "split" / "duplicates.csv")
     # Files are read in path order, so the test copy counts as the first.
     assert dups.to_dict("records") == [{

@@ -1,6 +1,8 @@
+import shutil
+
 import pytest
 
-from fer import kdef
+from fer import demo, kdef
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -47,3 +49,26 @@ def test_scan_demo_reads_every_file(demo_raw, demo_images):
     assert len(demo_images) == 6 * 7 * 2
     assert set(demo_images["label"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
     assert demo_images["subject"].nunique() == 6
+
+
+def test_missing_names_exactly_the_photos_removed_from_a_copy(tmp_path):
+    demo.generate(tmp_path, subjects=2, angles=("S", "HR"), size=(32, 32))  # F01, M01: 2 x 2 x 7 x 2 = 56
+    for name in ("AF01SUHR.JPG", "AM01ANS.JPG"):
+        (tmp_path / name[:4] / name).unlink()
+    shutil.rmtree(tmp_path / "BF01")  # a person absent from one session
+    # A file whose class folder contradicts its code is skipped, not missing.
+    touch(tmp_path / "angry" / "AM01HAS.JPG")
+    (tmp_path / "AM01" / "AM01HAS.JPG").unlink()
+    images, skipped = kdef.scan(tmp_path)
+    missing, expected = kdef.missing(images, skipped)
+    assert expected == 56
+    assert list(missing.columns) == ["code", "subject", "session", "label", "angle"]
+    assert list(missing["code"]) == ["AF01SUHR", "AM01ANS"] + sorted(
+        f"BF01{code}{angle}" for code in ("AF", "AN", "DI", "HA", "NE", "SA", "SU") for angle in ("S", "HR"))
+    assert missing.iloc[0].to_dict() == {"code": "AF01SUHR", "subject": "F01", "session": "A", "label": "surprise",
+                                         "angle": "HR"}
+
+
+def test_a_copy_of_straight_photos_only_misses_nothing(demo_images):
+    missing, expected = kdef.missing(demo_images)
+    assert missing.empty and expected == 6 * 2 * 7 * 1

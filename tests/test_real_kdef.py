@@ -43,6 +43,14 @@ def test_the_split_is_subject_disjoint_over_all_seventy_people(split):
     assert sorted(images["path"]) == sorted(manifest["path"])  # images.csv: what preprocess decodes
 
 
+def test_what_the_copy_lacks_is_listed(split):
+    root, out = split
+    missing = pd.read_csv(root / "split/missing.csv", dtype=str)
+    assert list(missing["code"]) == ["AF01SUFR", "AF31SAHL", "AM31SUHR"]
+    assert json.loads((root / "split.json").read_text())["missing"] == 3
+    assert "3 of 4,900 photos KDEF's design expects are missing (AF01SUFR, AF31SAHL, AM31SUHR)" in out
+
+
 def test_what_the_copy_holds_by_mistake_is_listed(split):
     root, _ = split
     skipped = pd.read_csv(root / "split/skipped.csv")

@@ -3,6 +3,7 @@ import shutil
 import tarfile
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 from conftest import write_fer2013_csv
@@ -177,3 +178,64 @@ def test_an_archive_larger_than_the_free_disk_is_refused_and_nothing_is_written(
     with pytest.raises(FerError, match=rf"unpacks to {unpacked / 1000:.1f} kB but only 1.0 kB is free on the disk"):
         sources.fetch(DataParams(source=archive), out)
     assert not out.exists()
+
+
+def folder_with_links(tmp_path, demo_raw, *links):
+    """A source folder KDEF/AF01 with two demo photos, plus symbolic links (path, target) inside it."""
+    src = tmp_path / "src"
+    (src / "KDEF" / "AF01").mkdir(parents=True)
+    for name in ("AF01ANS.JPG", "AF01HAS.JPG"):
+        shutil.copy(next(demo_raw.rglob(name)), src / "KDEF" / "AF01" / name)
+    for path, target in links:
+        (src / path).symlink_to(target)
+    return src
+
+
+def test_a_link_that_loops_back_is_skipped_and_named(tmp_path, demo_raw):
+    src = folder_with_links(tmp_path, demo_raw, ("KDEF/loop", ".."), ("KDEF/AF01/self", "."))
+    lines = []
+    out = sources.fetch(DataParams(source=str(src)), tmp_path / "raw", warn=lines.append)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["KDEF/AF01/AF01ANS.JPG", "KDEF/AF01/AF01HAS.JPG"]
+    assert not (out / "KDEF" / "loop").exists() and not (out / "KDEF" / "AF01" / "self").exists()
+    assert lines == ["skipped KDEF/loop: symbolic link loops back to its own folder (-> ..)",
+                     "skipped KDEF/AF01/self: symbolic link loops back to its own folder (-> .)"]
+
+
+def test_a_link_to_nothing_is_skipped_and_named(tmp_path, demo_raw):
+    src = folder_with_links(tmp_path, demo_raw, ("KDEF/AF01/AF01SAS.JPG", "gone.JPG"), ("KDEF/me", "me"))
+    lines = []
+    out = sources.fetch(DataParams(source=str(src)), tmp_path / "raw", warn=lines.append)
+    assert sorted(p.name for p in out.rglob("*")) == ["AF01", "AF01ANS.JPG", "AF01HAS.JPG", "KDEF"]
+    assert lines == ["skipped KDEF/me: symbolic link loops back to itself (-> me)",
+                     "skipped KDEF/AF01/AF01SAS.JPG: symbolic link points to nothing (-> gone.JPG)"]
+
+
+def test_download_stage_with_a_looping_link_says_so_in_one_short_line(tmp_path, demo_raw):
+    import subprocess
+    import sys
+
+    import yaml
+
+    src = folder_with_links(tmp_path, demo_raw, ("KDEF/loop", ".."))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"source": str(src)}}))
+    stage = Path(__file__).resolve().parents[1] / "src" / "download.py"
+    # A loop followed without end would copy until the disk fills: the timeout stops that.
+    p = subprocess.run([sys.executable, str(stage), "raw"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "download: skipped KDEF/loop: symbolic link loops back to its own folder (-> ..)\n" in p.stdout
+    assert "download: 2 files from" in p.stdout
+    assert max(len(line) for line in (p.stdout + p.stderr).splitlines()) < 300
+
+
+def test_a_file_that_cannot_be_copied_is_one_short_error(tmp_path, demo_raw, monkeypatch):
+    src = folder_with_links(tmp_path, demo_raw)
+
+    def refuse(source, dst):
+        raise OSError(13, "Permission denied", str(source) + "/x" * 200)
+
+    monkeypatch.setattr(sources, "_link_or_copy", refuse)
+    with pytest.raises(FerError, match=r"could not copy 2 file\(s\) from .*src; the first, KDEF/AF01/AF01(AN|HA)S.JPG: "
+                                       r"\[Errno 13\] Permission denied") as e:
+        sources.fetch(DataParams(source=str(src)), tmp_path / "raw")
+    assert len(str(e.value)) < 300 + len(str(src))

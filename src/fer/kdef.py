@@ -3,6 +3,8 @@
 KDEF names every photo by a 7-8 character code, `AF01ANS.JPG`: session (A/B), sex (F/M),
 subject number (01-35), expression (AF AN DI HA NE SA SU) and head angle
 (FL HL S HR FR). The code is the ground truth; folders only organise the files.
+The design is complete: 2 sessions x 70 people x 7 expressions x 5 angles, 4,900 photos,
+so `missing()` can name every photo a copy lacks.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ NAME = re.compile(
     re.IGNORECASE,
 )
 COLUMNS = ["path", "label", "subject", "session", "sex", "angle"]
+MISSING_COLUMNS = ["code", "subject", "session", "label", "angle"]
+SESSIONS = ("A", "B")
 
 
 def parse_name(name: str) -> dict | None:
@@ -67,3 +71,32 @@ def scan(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         seen[key] = rel
         rows.append({"path": rel, **fields})
     return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(skipped, columns=["path", "reason"])
+
+
+def missing(images: pd.DataFrame, skipped: pd.DataFrame | None = None) -> tuple[pd.DataFrame, int]:
+    """The photos KDEF's design expects of this copy that no file in it carries: (missing, expected).
+
+    The design is every person in `images` x the sessions x the expressions x the angles
+    that the copy holds at all: a copy of straight photos only (a common subset, and the
+    demo's default of three angles) is a choice, not a loss. A KDEF name among `skipped`
+    (e.g. a file whose class folder contradicts its code) counts as present: it is listed
+    there with its reason.
+
+    images: a scan's table (subject, session, label, angle); skipped: its `path` column.
+    missing: MISSING_COLUMNS, one row per absent photo (`code` as in AF01SUFR), sorted by code.
+    expected: how many photos the design holds.
+    """
+    fields = ["subject", "session", "label", "angle"]
+    named = [parse_name(Path(p).name) for p in (skipped["path"] if skipped is not None else [])]
+    found = pd.concat([images[fields], pd.DataFrame([f for f in named if f], columns=fields)])
+    present = set(found.itertuples(index=False, name=None))
+    subjects = sorted(set(found["subject"]))
+    sessions = [s for s in SESSIONS if s in set(found["session"])]
+    labels = [label for label in KDEF_CODES.values() if label in set(found["label"])]
+    angles = [a for a in KDEF_ANGLES if a in set(found["angle"])]
+    code = {label: c for c, label in KDEF_CODES.items()}
+    rows = [(f"{session}{subject}{code[label]}{angle}", subject, session, label, angle)
+            for subject in subjects for session in sessions for label in labels for angle in angles
+            if (subject, session, label, angle) not in present]
+    expected = len(subjects) * len(sessions) * len(labels) * len(angles)
+    return pd.DataFrame(sorted(rows), columns=MISSING_COLUMNS), expected

@@ -6,10 +6,12 @@ and labels is the split stage's job, so every source goes down the same code pat
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from fer import FerError
@@ -45,8 +47,12 @@ def check(data: DataParams) -> None:
     )
 
 
-def fetch(data: DataParams, out_dir: str | Path) -> Path:
-    """Put the images named by `data.source` into `out_dir` (created, must not exist)."""
+def fetch(data: DataParams, out_dir: str | Path, warn: Callable[[str], None] = print) -> Path:
+    """Put the images named by `data.source` into `out_dir` (created, must not exist).
+
+    warn: called with one line for each symbolic link in a source folder that is skipped
+    because it loops or leads nowhere (see `_copy_tree`).
+    """
     out_dir = Path(out_dir)
     source = data.source
     check(data)
@@ -55,9 +61,9 @@ def fetch(data: DataParams, out_dir: str | Path) -> Path:
 
         demo.generate(out_dir, subjects=data.demo_subjects, angles=data.demo_angles, size=data.demo_size)
     elif source.startswith("kaggle:"):
-        _copy_tree(kaggle_download(source.removeprefix("kaggle:")), out_dir)
+        _copy_tree(kaggle_download(source.removeprefix("kaggle:")), out_dir, warn)
     elif Path(source).is_dir():
-        _copy_tree(Path(source), out_dir)
+        _copy_tree(Path(source), out_dir, warn)
     elif source.lower().endswith(".csv"):
         out_dir.mkdir(parents=True)
         _link_or_copy(source, out_dir / Path(source).name)
@@ -113,8 +119,51 @@ def _link_or_copy(src, dst) -> None:
         shutil.copy2(src, dst)
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, copy_function=_link_or_copy, symlinks=False)
+def _copy_tree(src: Path, dst: Path, warn: Callable[[str], None]) -> None:
+    """Copy the folder `src` to `dst`, following symbolic links and linking or copying each file.
+
+    A symbolic link that leads back to a folder it sits in would be followed without end,
+    and one that leads nowhere has nothing to copy: each is skipped, with one line to `warn`
+    naming it by its path in `src`. Any other file that cannot be copied is a FerError.
+    """
+
+    def skip_bad_links(folder: str, names: list[str]) -> set[str]:
+        rel = Path(folder).relative_to(src)
+        # The real folders on the way down to this one, links resolved: a link to one of them,
+        # or to a folder that holds one, loops.
+        ancestors = [Path(os.path.realpath(src.joinpath(*rel.parts[:i]))) for i in range(len(rel.parts) + 1)]
+        skipped = set()
+        for name in sorted(names):
+            reason = _bad_link(os.path.join(folder, name), ancestors)
+            if reason:
+                warn(f"skipped {rel / name}: {reason}")
+                skipped.add(name)
+        return skipped
+
+    try:
+        shutil.copytree(src, dst, copy_function=_link_or_copy, symlinks=False, ignore=skip_bad_links)
+    except shutil.Error as e:
+        failed = [f for f in e.args[0] if isinstance(f, tuple)]
+        first = f"{os.path.relpath(failed[0][0], src)}: {failed[0][2]}" if failed else str(e)
+        first = first if len(first) <= 200 else first[:197] + "..."  # an OSError repeats the whole path
+        raise FerError(f"could not copy {len(failed)} file(s) from {src}; the first, {first}") from None
+
+
+def _bad_link(path: str, ancestors: list[Path]) -> str | None:
+    """Why the symbolic link `path` cannot be followed, or None if it can (or is no link)."""
+    if not os.path.islink(path):
+        return None
+    target = os.readlink(path)
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"symbolic link loops back to itself (-> {target})"
+        return f"symbolic link points to nothing (-> {target})"
+    real = Path(os.path.realpath(path))
+    if real.is_dir() and any(a.is_relative_to(real) for a in ancestors):
+        return f"symbolic link loops back to its own folder (-> {target})"
+    return None
 
 
 # An archive that unpacks to more than this many times its own size is refused: real image
