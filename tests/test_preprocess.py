@@ -97,7 +97,7 @@ def test_a_file_with_no_picture_is_listed_and_left_out(demo_raw, demo_images, tm
     import shutil
     shutil.copytree(demo_raw, raw)
     placeholder = np.zeros((96, 71), dtype=np.uint8)
-    placeholder[40:42, 30:33] = 139
+    placeholder[40:44, 30:36] = 139  # a blot of stray pixels
     path = demo_images["path"].iloc[5]
     Image.fromarray(placeholder).convert("RGB").save(raw / path, "JPEG")
     failed, _ = build(demo_images, raw, tmp_path / "out", size=32, grayscale=False, workers=1)
