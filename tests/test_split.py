@@ -4,7 +4,7 @@ import pytest
 
 from fer import FerError
 from fer.labels import CLASSES
-from fer.split import assign, assign_folds, fold_summary, summary
+from fer.split import assign, assign_folds, fold_summary, select_angles, summary
 
 
 def kdef_like(subjects: int, per_class: int = 2) -> pd.DataFrame:
@@ -145,3 +145,14 @@ def test_folds_refuse_an_official_split():
     images["official"] = ["train", "val", "test"] * (len(images) // 3) + ["train"] * (len(images) % 3)
     with pytest.raises(FerError, match="its own train/val/test split .* split.folds=0"):
         assign_folds(images, 5, val=0.15, seed=0)
+
+
+def test_split_angles_keeps_those_angles_and_names_one_the_data_lacks(demo_images):
+    two = pd.concat([demo_images, demo_images.assign(angle="HL", path="HL/" + demo_images["path"])], ignore_index=True)
+    frontal = select_angles(two, ("S",))
+    assert set(frontal["angle"]) == {"S"} and len(frontal) == len(demo_images)
+    assert select_angles(two, ()) is two
+    with pytest.raises(FerError, match="split.angles: no image at FL; this dataset has HL, S"):
+        select_angles(two, ("S", "FL"))
+    with pytest.raises(FerError, match="this dataset names none"):
+        select_angles(two.assign(angle=""), ("S",))

@@ -75,18 +75,18 @@ def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: s
 
 def select_angles(images: pd.DataFrame, angles) -> pd.DataFrame:
     """The rows of `images` taken at one of `angles` (head angles, e.g. KDEF's frontal "S");
-    all rows when `angles` is empty. Raises FerError when the dataset names no angles or
-    none of those asked for."""
+    all rows when `angles` is empty. Raises FerError when the dataset names no angles, or
+    not one of those asked for."""
     if not angles:
         return images
     present = sorted(set(images["angle"]) - {""}) if "angle" in images else []
     if not present:
         raise FerError("split.angles keeps some head angles, but this dataset names none (KDEF's file names do); "
                        "set split.angles=[]")
-    keep = images["angle"].isin(angles)
-    if not keep.any():
-        raise FerError(f"split.angles={list(angles)}: no image at those angles; this dataset has {', '.join(present)}")
-    return images[keep].reset_index(drop=True)
+    absent = [a for a in angles if a not in present]
+    if absent:
+        raise FerError(f"split.angles: no image at {', '.join(absent)}; this dataset has {', '.join(present)}")
+    return images[images["angle"].isin(angles)].reset_index(drop=True)
 
 
 def _known(images: pd.DataFrame, column: str) -> bool:
