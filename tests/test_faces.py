@@ -28,8 +28,9 @@ def photos(tmp_path_factory):
     demo.generate(raw / "demo", subjects=2, angles=("HL", "HR"), size=(192, 256))
     shutil.copy(raw / "demo/AF01/AF01HAHL.JPG", raw / "left.jpg")
     shutil.copy(raw / "demo/AF01/AF01HAHR.JPG", raw / "right.jpg")
-    # a picture without a face: a wall's texture
-    wall = np.random.default_rng(0).integers(60, 120, (160, 120, 3), dtype=np.uint8)
+    # a picture without a face: a brick wall, courses of bricks and mortar
+    wall = np.full((160, 120, 3), 150, dtype=np.uint8)
+    wall[::20] = wall[1::20] = wall[2::20] = 60
     Image.fromarray(wall).save(raw / "wall.jpg")
     return raw
 
