@@ -74,3 +74,16 @@ def test_a_missing_or_unreadable_params_file_is_a_user_error(tmp_path, text, exp
         f.write_text(text)
     with pytest.raises(FerError, match=expected):
         load_params(f)
+
+
+def test_list_params_survive_dvc_setting_them_and_back(tmp_path):
+    """`dvc exp run -S 'split.angles=[S]'`, then `-S 'split.angles=[]'`: DVC rewrites params.yaml
+    each time, and must leave it readable and as shipped."""
+    from dvc.utils.hydra import apply_overrides
+
+    path = tmp_path / "params.yaml"
+    path.write_text(shipped_params_text())
+    for override in ["split.angles=[S]", "split.angles=[]", "data.classes=[happy,sad]", "data.classes=[]",
+                     "data.demo_angles=[S]", "data.demo_angles=[HL,S,HR]", "crosseval.sets=[]"]:
+        apply_overrides(str(path), [override])
+    assert yaml.safe_load(path.read_text()) == yaml.safe_load(shipped_params_text())
