@@ -35,9 +35,8 @@ def load_cache(prepared_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
 def fold_rows(folds: pd.DataFrame, meta: pd.DataFrame, fold: int) -> dict[str, np.ndarray]:
     """Positions in `meta` of fold `fold`'s train, val and test images (`folds`: the split
     stage's fold, path, split rows); images preprocess could not decode are left out."""
-    where = pd.Series(np.arange(len(meta)), index=meta["path"])
     rows = folds[folds["fold"] == fold]
-    return {s: where.reindex(rows.loc[rows["split"] == s, "path"]).dropna().astype(int).to_numpy() for s in SPLITS}
+    return {s: dataset.split_rows(meta, rows, s) for s in SPLITS}
 
 
 def fingerprint(params: Params, cache_meta: dict, meta: pd.DataFrame, rows: dict[str, np.ndarray]) -> str:
