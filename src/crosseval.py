@@ -2,7 +2,7 @@
 
 DVC runs it once per set (a foreach stage). Writes the metrics JSON (metrics.json's keys
 plus the dataset and protocol, and the classes the model does not know, counted apart) and
-one `actual,predicted` row per scored image (see fer.crosseval).
+one `actual,predicted,path` row per scored image (see fer.crosseval).
 """
 
 import argparse
@@ -25,7 +25,8 @@ def main(params):
     if args.name not in sets:
         raise FerError(f"crosseval.sets has no set named {args.name!r} (it has {', '.join(sets) or 'none'})")
     chosen = sets[args.name]
-    result, confusion = crosseval(args.checkpoint, chosen.data(), chosen.split, params.split, params.evaluate.tta)
+    result, confusion = crosseval(args.checkpoint, chosen.data(), chosen.split, params.split, params.evaluate.tta,
+                                  crops=chosen.crops)
     write_json({"name": chosen.name, **result}, args.metrics)
     write_csv(confusion, args.confusion)
     print(summary(result))

@@ -4,6 +4,7 @@ The cache does not depend on the split: a change of split.* chooses other rows f
 """
 
 import argparse
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +24,8 @@ def main(params):
     images = pd.read_csv(args.images, dtype=str, keep_default_na=False)
     p = params.preprocess
     failed, stats = preprocess.build(images, args.raw_dir, args.out_dir, p.size, p.grayscale,
-                                     face_margin=p.face_margin if p.face_crop else None, no_face=p.no_face)
+                                     face_margin=p.face_margin if p.face_crop else None, no_face=p.no_face,
+                                     align=p.align)
     write_csv(failed, args.out_dir / "skipped.csv")
     undecodable = int(failed["reason"].str.startswith("cannot decode").sum())
     no_picture = int(failed["reason"].str.startswith("no picture").sum())
@@ -33,6 +35,9 @@ def main(params):
         faces = pd.read_csv(args.out_dir / "faces.csv")
         metrics |= {"face_found": int(faces["face_found"].sum()), "no_face": int((~faces["face_found"]).sum()),
                     "no_face_skipped": int((failed["reason"] == preprocess.NO_FACE).sum())}
+    meta = json.loads((args.out_dir / "meta.json").read_text())
+    if "framing" in meta:  # whole images: how their faces are framed, for predict to frame photos alike
+        metrics["framing"] = meta["framing"]
     write_json(metrics, args.metrics)
     print(f"preprocess: {len(images) - len(failed)} images at {p.size}px in {args.out_dir}"
           + (f"; {undecodable} undecodable, listed in {args.out_dir / 'skipped.csv'}" if undecodable else ""))
@@ -44,6 +49,9 @@ def main(params):
         print(f"preprocess: no face found in {metrics['no_face']} image(s), "
               f"{'skipped' if p.no_face == 'skip' else 'kept whole'} (preprocess.no_face={p.no_face}); "
               f"listed in {args.out_dir / 'faces.csv'}")
+    if not p.face_crop and "framing" not in meta:
+        print("preprocess: no faces found in the images to measure how they are framed; fer-predict will crop "
+              "each face it finds with the default margin (set preprocess.face_crop=true to train on such crops)")
     if warning := preprocess.mismatch(stats):
         print(f"warning: {warning} (per official split in {args.metrics})")
 

@@ -61,8 +61,8 @@ def main(params):
         parallel.shutdown()
         if not main_rank:
             return
-        # how preprocess cropped the faces, so fer-predict and the ONNX file crop alike
-        best["data_config"] = {**best["data_config"], "face": meta.get("face")}
+        # how preprocess cropped the faces (or found them framed), so fer-predict and the ONNX file frame alike
+        best["data_config"] = {**best["data_config"], "face": meta.get("face"), "framing": meta.get("framing")}
         save_checkpoint(best, args.checkpoint)
         live.step = len(history)  # the summary's step is the last epoch run
         for name, value in {

@@ -48,7 +48,7 @@ def checkpoint(tmp_path_factory):
 
 def test_classes_the_model_lacks_are_reported_apart_and_left_out_of_accuracy(dataset, checkpoint):
     data = DataParams(source=str(dataset), format="folders", subject_pattern=r"^(S\d+)_")
-    result, confusion = crosseval(checkpoint, data, tta="none", device="cpu")
+    result, confusion = crosseval(checkpoint, data, tta="none", device="cpu", crops=True)
 
     # what the model says, face by face, through the preprocess stage's decoding
     model, ckpt = load_checkpoint(checkpoint)
@@ -76,11 +76,11 @@ def test_the_command_reads_an_archive_and_writes_json_and_confusion_csv(dataset,
         tf.add(dataset, arcname="ck")
     out = tmp_path / "metrics" / "ck.json"
     main([str(checkpoint), str(archive), "--subject-pattern", r"^(S\d+)_", "--split", "test", "--test", "0.3",
-          "--val", "0.3", "--device", "cpu", "--out", str(out)])
+          "--val", "0.3", "--device", "cpu", "--crops", "--out", str(out)])
     result = json.loads(out.read_text())
     assert result["protocol"] == "cross-dataset, test split (subject-disjoint, seed 42)"
     assert result["test_images"] + result["unknown_images"] == 4  # one person of three, 4 faces each
-    assert out.with_suffix(".csv").read_text().startswith("actual,predicted\n")
+    assert out.with_suffix(".csv").read_text().startswith("actual,predicted,path\n")
     printed = capsys.readouterr().out
     assert "left out: contempt" in printed and f"accuracy {result['accuracy']:.4f}" in printed
 
@@ -96,7 +96,7 @@ def test_a_source_with_no_class_the_model_knows_is_an_error(tmp_path, checkpoint
 
 
 def test_the_stage_scores_the_set_named_in_params(dataset, checkpoint, tmp_path):
-    sets = [{"name": "ck", "source": str(dataset), "subject_pattern": r"^(S\d+)_"}]
+    sets = [{"name": "ck", "source": str(dataset), "subject_pattern": r"^(S\d+)_", "crops": True}]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"crosseval": {"sets": sets}, "evaluate": {"tta": "none"}}))
     cmd = [sys.executable, str(SRC / "crosseval.py"), str(checkpoint)]
     done = subprocess.run(cmd + ["ck", "m/ck.json", "p/ck.csv"], cwd=tmp_path, capture_output=True, text=True)
@@ -114,3 +114,32 @@ def test_a_source_with_no_usable_picture_says_so(tmp_path, checkpoint):
     data = DataParams(source=str(tmp_path), format="folders")
     with pytest.raises(FerError, match="none of the 1 images could be used: 1 no picture"):
         crosseval(checkpoint, data, device="cpu")
+
+
+def test_scoring_gives_each_photo_the_label_fer_predict_gives(tmp_path):
+    # photos (faces to find, and a wall without one) scored as a user's fer-predict would
+    from fer import demo
+    from fer.faces import margin_framing
+    from fer.predict import TorchModel, predict_files
+
+    demo.generate(tmp_path / "kdef", subjects=2, angles=("HL", "S"), size=(96, 128))
+    wall = np.full((128, 96, 3), 150, dtype=np.uint8)
+    wall[::16] = 60
+    Image.fromarray(wall).save(tmp_path / "kdef" / "AF01" / "AF01HAFR.JPG")  # no face: no answer
+    torch.manual_seed(0)
+    model = create("test_resnet", 7, 3)
+    classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    face = {"detector": "RetinaFace", "margin": 0.3, "no_face": "keep", "align": True, "framing": margin_framing(0.3)}
+    checkpoint = tmp_path / "aligned.pt"
+    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": classes,
+                     "data_config": {**data_config(model, 32, 3), "face": face}, "params": {}, "epoch": 1}, checkpoint)
+
+    result, rows = crosseval(checkpoint, DataParams(source=str(tmp_path / "kdef"), format="kdef"), device="cpu")
+    faces, _ = predict_files(sorted((tmp_path / "kdef").rglob("*.JPG")), TorchModel(checkpoint, "cpu"))
+    said = faces.sort_values("w").groupby("file").tail(1).set_index("file")["label"]
+    assert len(said) == len(rows) - 1 == result["test_images"] - 1
+    for r in rows.itertuples():
+        assert r.predicted == said.get(str(tmp_path / "kdef" / r.path), "no face"), r.path
+    assert result["no_face"] == 1 and rows.set_index("path").loc["AF01/AF01HAFR.JPG", "predicted"] == "no face"
+    assert result["accuracy"] == pytest.approx(np.mean(rows["actual"] == rows["predicted"]))
+    assert "largest face found" in result["faces"]

@@ -13,7 +13,7 @@ from PIL import Image
 
 from fer import demo
 from fer.dataset import load_cache
-from fer.faces import detect_faces
+from fer.faces import LANDMARKS_IN_BOX, Face, crop, detect_faces, find_faces, largest, margin_framing
 from fer.predict import OnnxModel, face_crops
 from fer.preprocess import NO_FACE, build, load_image
 
@@ -40,14 +40,15 @@ def manifest(paths) -> pd.DataFrame:
                          "session": "A"})
 
 
-@pytest.mark.parametrize("grayscale", [False, True])
-def test_preprocess_and_predict_crop_the_same_face(photos, tmp_path, grayscale):
+@pytest.mark.parametrize("grayscale, align", [(False, False), (True, False), (False, True)])
+def test_preprocess_and_predict_crop_the_same_face(photos, tmp_path, grayscale, align):
     paths = ["grace.jpg", "left.jpg", "right.jpg"]
-    failed, _ = build(manifest(paths), photos, tmp_path, size=48, grayscale=grayscale, workers=1, face_margin=0.3)
+    failed, _ = build(manifest(paths), photos, tmp_path, size=48, grayscale=grayscale, workers=1, face_margin=0.3,
+                      align=align)
     assert failed.empty
     cached, facts = load_cache(tmp_path)
     meta = json.loads((tmp_path / "meta.json").read_text())
-    assert meta["face"]["margin"] == 0.3 and list(facts["path"]) == paths
+    assert meta["face"]["margin"] == 0.3 and meta["face"]["align"] == align and list(facts["path"]) == paths
     config = {"input_size": [1 if grayscale else 3, 48, 48], "face": meta["face"]}  # as train records it
     for i, path in enumerate(paths):
         boxes, crops = face_crops(Image.open(photos / path).convert("RGB"), config)
@@ -82,6 +83,83 @@ def test_without_face_crop_nothing_changes(photos, tmp_path):
     assert "face" not in json.loads((tmp_path / "meta.json").read_text())
     assert not (tmp_path / "faces.csv").exists()
     np.testing.assert_array_equal(load_cache(tmp_path)[0][0], load_image(photos / "grace.jpg", 32, False))
+
+
+def eye_angle(face: Face) -> float:
+    """The angle of the line from the left eye to the right, in degrees: 0 when level."""
+    (lx, ly), (rx, ry) = face.landmarks[:2]
+    return float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+
+
+def centre_of_light(image: Image.Image) -> np.ndarray:
+    """The (x, y) centre of an image's light, weighted by brightness."""
+    pixels = np.asarray(image)[..., 0].astype(float)
+    ys, xs = np.indices(pixels.shape)
+    return np.array([(xs * pixels).sum(), (ys * pixels).sum()]) / pixels.sum()
+
+
+def test_an_aligned_crop_puts_known_landmarks_where_the_framing_says():
+    # A face whose five landmarks are known: the framing's own points, scaled, turned by 30
+    # degrees and moved. Each landmark is drawn alone as a white dot and followed through the crop.
+    turn = np.radians(30)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    points = np.array(LANDMARKS_IN_BOX) * 150 @ rotation.T + (200, 180)
+    face = Face((125.0, 105.0, 150.0, 150.0), tuple(map(tuple, points)), 1.0)
+    framing = margin_framing(0.25)
+
+    def dot(i: int) -> Image.Image:
+        image = np.zeros((400, 400, 3), dtype=np.uint8)
+        x, y = points[i].round().astype(int)
+        image[y - 2:y + 3, x - 2:x + 3] = 255
+        return Image.fromarray(image)
+
+    for i, target in enumerate(framing["landmarks"]):
+        out = crop(dot(i), face, framing, align=True)
+        assert out.width == out.height == round(150 / framing["box"][2])  # about the photo's own resolution
+        np.testing.assert_allclose(centre_of_light(out), np.array(target) * out.width, atol=1)
+    # the eyes are level; without alignment the crop is upright as the photo lies, 30 degrees off
+    for align, degrees in ((True, 0), (False, 30)):
+        (lx, ly), (rx, ry) = (centre_of_light(crop(dot(i), face, framing, align)) for i in (0, 1))
+        assert np.degrees(np.arctan2(ry - ly, rx - lx)) == pytest.approx(degrees, abs=1)
+
+
+@pytest.mark.parametrize("degrees", [-25, 15])
+def test_a_tilted_head_comes_out_level(degrees):
+    photo = Image.open(GRACE_HOPPER).convert("RGB").rotate(degrees, resample=Image.Resampling.BICUBIC)
+    face = largest(find_faces(photo))
+    assert abs(eye_angle(face) + degrees) < 5  # the detector sees the tilt (PIL turns counter-clockwise)
+    aligned = crop(photo, face, margin_framing(0.2), align=True)
+    again = largest(find_faces(aligned))
+    assert abs(eye_angle(again)) < 3, eye_angle(again)
+    # the eyes land where the framing puts them, at any tilt
+    np.testing.assert_allclose(np.array(again.landmarks[:2]) / aligned.width,
+                               margin_framing(0.2)["landmarks"][:2], atol=0.03)
+    upright = crop(photo, face, margin_framing(0.2))
+    assert abs(eye_angle(largest(find_faces(upright))) + degrees) < 5
+
+
+def test_a_model_of_face_crops_frames_a_photos_face_as_its_crops_are_framed(photos, tmp_path):
+    # Face crops cut tight (margin 0.05) from photos, as FER2013's faces are: preprocess takes
+    # them whole and measures how their faces sit; predict then cuts a photo's face alike.
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    tight = margin_framing(0.05)
+    sources = [GRACE_HOPPER] + sorted((photos / "demo").rglob("*.JPG"))
+    for i, source in enumerate(sources[:5] * 5):  # enough crops to measure on (faces.MEASURE_MIN)
+        image = Image.open(source).convert("RGB").rotate(3 * (i % 5) - 6)
+        crop(image, largest(find_faces(image)), tight).resize((48, 48)).save(crops / f"{i}.png")
+    paths = sorted(p.name for p in crops.iterdir())
+    build(manifest(paths), crops, tmp_path / "cache", size=48, grayscale=True, workers=2)
+    framing = json.loads((tmp_path / "cache/meta.json").read_text())["framing"]
+    assert framing["measured"] == {"images": 25, "faces": 25}
+    assert framing["box"] == pytest.approx(tight["box"], abs=0.05)
+    config = {"input_size": [1, 48, 48], "framing": framing}  # as the train stage records it
+    photo = Image.open(GRACE_HOPPER).convert("RGB")
+    _, [framed] = face_crops(photo, config)
+    expected = crop(photo, largest(find_faces(photo)), framing)
+    np.testing.assert_array_equal(framed, load_image(np.asarray(expected), 48, True))
+    _, [default] = face_crops(photo, {"input_size": [1, 48, 48]})  # a model that recorded none: the margin
+    assert not np.array_equal(framed, default)
 
 
 def on_the_face(box, width: int = 96, height: int = 128) -> bool:

@@ -14,6 +14,8 @@ import torch
 import yaml
 from conftest import shipped_params_text
 
+from fer.predict import OnnxModel
+
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -87,6 +89,11 @@ def test_repro_produces_metrics_plots_and_an_honest_split(repo):
     assert (repo / "models/model.onnx").stat().st_size > 0
     card = (repo / "models/MODEL_CARD.md").read_text()
     assert "subject-disjoint" in card and f"| {m['accuracy']:.4f} |" in card
+    # whole images: the framing preprocess measured rides with the model, for predict to frame alike
+    framing = json.loads((repo / "data/prepared/meta.json").read_text())["framing"]
+    assert torch.load(repo / "models/best.pt", weights_only=True)["data_config"]["framing"] == framing
+    assert OnnxModel(repo / "models/model.onnx").data_config["framing"] == framing
+    assert json.loads((repo / "metrics/preprocess.json").read_text())["framing"] == framing
     shown = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
     rows = {name: shown[name][0]["content"]["data"]["values"] for name in ("plots/confusion.csv", "accuracy", "loss")}
     assert len(rows["plots/confusion.csv"]) == m["test_images"]
@@ -189,9 +196,10 @@ def test_numbered_class_folders_train_end_to_end(tmp_path, demo_raw):
     assert set(metrics["per_class"]) == set(numbered)
 
 
-def test_the_demo_trains_on_face_crops(tmp_path):
+def test_the_demo_trains_on_aligned_face_crops(tmp_path):
     repo = make_repo(tmp_path, TINY)
-    p = run(repo, "dvc", "exp", "run", "-S", "preprocess.face_crop=true", "-S", "data.demo_size=[96,128]")
+    p = run(repo, "dvc", "exp", "run", "-S", "preprocess.face_crop=true", "-S", "preprocess.align=true",
+            "-S", "data.demo_size=[96,128]")
     assert "Running stage 'preprocess'" in p.stdout and "Running stage 'export'" in p.stdout
     pre = json.loads((repo / "metrics/preprocess.json").read_text())
     faces = pd.read_csv(repo / "data/prepared/faces.csv")
@@ -199,6 +207,9 @@ def test_the_demo_trains_on_face_crops(tmp_path):
     assert pre["face_found"] >= 0.95 * len(faces)  # the straight demo faces: all but a few are found
     ckpt = torch.load(repo / "models/best.pt", weights_only=True)
     assert ckpt["data_config"]["face"]["margin"] == 0.2 and ckpt["data_config"]["face"]["no_face"] == "keep"
+    assert ckpt["data_config"]["face"]["align"] is True  # so fer-predict and the ONNX file align too
+    assert OnnxModel(repo / "models/model.onnx").data_config["face"] == ckpt["data_config"]["face"]
+    assert "aligned: eyes level" in (repo / "models/MODEL_CARD.md").read_text()
     assert 0 <= json.loads((repo / "metrics/metrics.json").read_text())["accuracy"] <= 1
 
 

@@ -21,8 +21,10 @@ def test_cache_shapes_dtypes_and_facts(demo_raw, manifest, tmp_path, grayscale, 
     failed, _ = build(manifest, demo_raw, tmp_path, size=32, grayscale=grayscale, workers=2)
     assert failed.empty
     meta = json.loads((tmp_path / "meta.json").read_text())
+    framing = meta.pop("framing")  # whole images: how their faces sit in them, measured for predict
     assert meta == {"classes": ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
                     "size": 32, "channels": channels}
+    assert framing["measured"] == {"images": 84, "faces": 84}
     cached, _ = load_cache(tmp_path)
     assert isinstance(cached, np.memmap) and cached.shape == (len(manifest), channels, 32, 32)
     total = 0

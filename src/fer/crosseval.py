@@ -4,8 +4,11 @@
         --subject-pattern '^(S\\d+)_' --out metrics/crosseval/ckplus.json
 
 The source (a folder, an archive, kaggle:<owner>/<dataset>, a fer2013.csv) is fetched and
-read as the download and split stages read it, and every face goes through the preprocess
-stage's decoding at the checkpoint's own size and channels. Class names go through the
+read as the download and split stages read it, and every image goes through `fer-predict`'s
+own path: its faces are found, framed (and aligned) as the model's training faces were, and
+the largest is classified; `--crops` (sets that are face crops already) classifies the whole
+image, as `fer-predict --no-detect` does. An image in which no face is found has no answer
+and counts as wrong: the number is the one a user of `fer-predict` gets. Class names go through the
 alias table; images of classes the model does not know (CK+'s contempt for a FER2013
 model) are counted apart, with what the model called them, and left out of accuracy.
 The result has the keys of metrics/metrics.json plus the dataset and the protocol;
@@ -20,15 +23,18 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from PIL import Image
 
 from fer import FerError, evaluate, formats, sources
-from fer.dataset import load_cache
+from fer.evaluate import NO_ANSWER
+from fer.faces import DETECTOR
 from fer.io import write_csv, write_json
 from fer.labels import canonical
-from fer.model import load_checkpoint, predict
 from fer.params import DataParams, SplitParams, parse_params
-from fer.preprocess import build
+from fer.predict import TorchModel, predict_files, read_photo
+from fer.preprocess import blank, csv_pixels
 from fer.split import assign, drop_repeats
 
 
@@ -50,31 +56,36 @@ def select(data: DataParams, raw: Path, which: str = "all", split: SplitParams |
     return images[images["split"] == which].reset_index(drop=True), f"cross-dataset, {which} split ({protocol}, seed {split.seed})"
 
 
-def score(checkpoint: str | Path, images: pd.DataFrame, raw: Path, workdir: Path, tta: str = "flip",
-          device: str = "auto") -> tuple[dict, pd.DataFrame]:
-    """Metrics and `actual,predicted` rows of `checkpoint` on `images` (paths relative to `raw`).
-
-    Images are decoded into `workdir` at the checkpoint's size and channels. Returns the
-    metrics of the images whose class the model knows, plus `unknown_classes` (per class:
-    images and what the model predicted), `shared_classes`, `absent_classes` (the model's
-    classes the test set lacks) and `undecodable`.
+def score(checkpoint: str | Path, images: pd.DataFrame, raw: Path, tta: str = "flip", device: str = "auto",
+          detect: bool = True) -> tuple[dict, pd.DataFrame]:
+    """Metrics and `actual,predicted,path` rows of `checkpoint` on `images` (paths relative to `raw`),
+    each image through `fer.predict.predict_files` (its largest face; detect False: the whole
+    image). Returns the metrics of the images whose class the model knows, plus
+    `unknown_classes` (per class: images and what the model predicted), `shared_classes`,
+    `absent_classes` (the model's classes the test set lacks), `no_face` (images without an
+    answer, counted wrong), `undecodable` and `no_picture`.
     """
-    from fer.train import resolve_device
+    model = TorchModel(checkpoint, device, tta)
+    classes = model.classes
+    pixels = csv_pixels(images["path"], raw)
 
-    dev = resolve_device(device)
-    model, ckpt = load_checkpoint(checkpoint, dev)
-    classes, cfg = ckpt["classes"], ckpt["data_config"]
-    channels, size = cfg["input_size"][:2]
-    face = cfg.get("face") or {}  # crop the faces as the model's training images were
-    failed, _ = build(images, raw, workdir, size, channels == 1,
-                      face_margin=face.get("margin"), no_face=face.get("no_face", "keep"))
-    x, meta = load_cache(workdir)
-    if not len(meta):
+    def read(path: str) -> Image.Image:
+        image = Image.fromarray(pixels[path]).convert("RGB") if path in pixels else read_photo(raw / path)
+        if why := blank(np.asarray(image)):
+            raise FerError(why)
+        return image
+
+    faces, errors = predict_files(list(images["path"]), model, detect, read=read)
+    no_picture = errors["error"].str.contains("no picture")
+    if len(errors) == len(images):
         raise FerError(f"none of the {len(images)} images could be used: "
-                       + "; ".join(f"{n} {why}" for why, n in failed["reason"].str.split(":").str[0].value_counts().items()))
-    pred = predict(model, x, cfg, dev, tta=tta).argmax(1).numpy()
+                       f"{no_picture.sum()} no picture, {(~no_picture).sum()} cannot decode")
+    largest = faces.assign(area=faces["w"] * faces["h"]).sort_values("area").groupby("file").tail(1)
+    answer = largest.set_index("file")["label"].map(classes.index)
+    usable = images[~images["path"].isin(errors["file"])]
+    pred = usable["path"].map(answer).fillna(NO_ANSWER).astype(int).to_numpy()
     index = {canonical(c) or c: i for i, c in enumerate(classes)}
-    labels = meta["label"].map(lambda c: canonical(c) or c)
+    labels = usable["label"].map(lambda c: canonical(c) or c)
     known = labels.isin(index).to_numpy()
     y_true, y_pred = labels[known].map(index).to_numpy(), pred[known]
     if not known.any():
@@ -83,27 +94,33 @@ def score(checkpoint: str | Path, images: pd.DataFrame, raw: Path, workdir: Path
     present = sorted(set(y_true))
     with warnings.catch_warnings():  # the model may answer a class the test set lacks (neutral on CK+): expected
         warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
-        result = evaluate.metrics(y_true, y_pred, classes, y_true, meta["angle"][known], scored=present)
-    unknown = pd.DataFrame({"label": labels[~known], "predicted": [classes[i] for i in pred[~known]]})
+        result = evaluate.metrics(y_true, y_pred, classes, y_true, usable["angle"][known], scored=present)
+    named = evaluate.class_names(pred[~known], classes)
+    unknown = pd.DataFrame({"label": labels[~known], "predicted": named})
     result.update({
         "shared_classes": [classes[i] for i in present],
         "absent_classes": [c for i, c in enumerate(classes) if i not in present],
         "unknown_images": int((~known).sum()),
         "unknown_classes": {label: {"images": len(g), "predicted": {c: int(n) for c, n in g["predicted"].value_counts().items()}}
                             for label, g in unknown.groupby("label")},
-        "undecodable": len(failed),
+        "faces": "whole image (crops)" if not detect else f"largest face found ({DETECTOR})",
+        "no_face": int((y_pred == NO_ANSWER).sum()),
+        "undecodable": int((~no_picture).sum()),
+        "no_picture": int(no_picture.sum()),
     })
-    return result, evaluate.confusion_rows(y_true, y_pred, classes)
+    rows = evaluate.confusion_rows(y_true, y_pred, classes)
+    return result, rows.assign(path=usable["path"][known].to_numpy())  # which photo: to look at what failed
 
 
 def crosseval(checkpoint: str | Path, data: DataParams, which: str = "all", split: SplitParams | None = None,
-              tta: str = "flip", device: str = "auto") -> tuple[dict, pd.DataFrame]:
+              tta: str = "flip", device: str = "auto", crops: bool = False) -> tuple[dict, pd.DataFrame]:
     """`score` on `data.source`, fetched into a temporary folder: (metrics, confusion rows).
-    The metrics add `dataset`, `format`, `protocol`, `checkpoint` and `tta`."""
+    crops: the images are face crops already (no detection). The metrics add `dataset`,
+    `format`, `protocol`, `checkpoint` and `tta`."""
     with tempfile.TemporaryDirectory(prefix="fer-crosseval-") as tmp:
         raw = sources.fetch(data, Path(tmp) / "raw")
         images, protocol = select(data, raw, which, split)
-        result, confusion = score(checkpoint, images, raw, Path(tmp) / "prepared", tta, device)
+        result, confusion = score(checkpoint, images, raw, tta, device, detect=not crops)
     head = {"dataset": data.source, "format": data.format, "protocol": protocol, "checkpoint": str(checkpoint),
             "tta": tta}
     return {**head, **result}, confusion
@@ -113,7 +130,9 @@ def summary(result: dict) -> str:
     """The result in one line for the log."""
     line = (f"crosseval: {result['checkpoint']} on {result['dataset']} ({result['protocol']}): accuracy "
             f"{result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f} over {result['test_images']} images of "
-            f"{len(result['shared_classes'])} shared classes")
+            f"{len(result['shared_classes'])} shared classes, faces: {result['faces']}")
+    if result["no_face"]:
+        line += f"; no face found in {result['no_face']} (counted wrong)"
     for label, u in result["unknown_classes"].items():
         top = ", ".join(f"{c} {n}" for c, n in u["predicted"].items())
         line += f"; left out: {label} ({u['images']} images, a class the model lacks; predicted as {top})"
@@ -127,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", default="folders", help="kdef, fer2013 or folders (default: %(default)s)")
     parser.add_argument("--subject-pattern", default="", help="folders: regex whose one group is the person")
     parser.add_argument("--classes", nargs="*", default=[], help="score only these classes of the source")
+    parser.add_argument("--crops", action="store_true",
+                        help="the images are face crops already: classify each whole, as fer-predict --no-detect")
     parser.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
                         help="all images, or one split drawn as the split stage does (default: %(default)s)")
     parser.add_argument("--val", type=float, default=SplitParams().val, help="as split.val (default: %(default)s)")
@@ -136,14 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tta", default="flip", choices=["flip", "none"], help="as evaluate.tta (default: %(default)s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--out", type=Path, help="write the metrics here as JSON")
-    parser.add_argument("--confusion", type=Path, help="write actual,predicted rows here (default: --out as .csv)")
+    parser.add_argument("--confusion", type=Path, help="write actual,predicted,path rows here (default: --out as .csv)")
     args = parser.parse_args(argv)
     try:
         p = parse_params({"data": {"source": args.source, "format": args.format, "classes": args.classes,
                                    "subject_pattern": args.subject_pattern},
                           "split": {"val": args.val, "test": args.test, "seed": args.seed, "group_by": args.group_by}},
                          origin="the arguments")
-        result, confusion = crosseval(args.checkpoint, p.data, args.split, p.split, args.tta, args.device)
+        result, confusion = crosseval(args.checkpoint, p.data, args.split, p.split, args.tta, args.device, args.crops)
     except FerError as e:
         sys.exit(f"error: {e}")
     if args.out:

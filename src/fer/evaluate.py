@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, classification_report, f1_score
 
+NO_ANSWER = -1  # the predicted index of an image in which no face was found: wrong for every class
+
 
 def metrics(y_true, y_pred, classes: list[str], train_targets, angles=None, scored=None) -> dict:
     """Flat headline metrics plus nested detail.
@@ -40,7 +42,11 @@ def metrics(y_true, y_pred, classes: list[str], train_targets, angles=None, scor
     return out
 
 
+def class_names(indices, classes: list[str]) -> list[str]:
+    """Class names of predicted indices; `NO_ANSWER` (no face found) as "no face"."""
+    return [classes[i] if i != NO_ANSWER else "no face" for i in np.asarray(indices)]
+
+
 def confusion_rows(y_true, y_pred, classes: list[str]) -> pd.DataFrame:
     """One `actual,predicted` row per test image, with class names (DVC's confusion template)."""
-    names = np.asarray(classes)
-    return pd.DataFrame({"actual": names[np.asarray(y_true)], "predicted": names[np.asarray(y_pred)]})
+    return pd.DataFrame({"actual": class_names(y_true, classes), "predicted": class_names(y_pred, classes)})

@@ -67,12 +67,19 @@ def parity(model: nn.Module, ckpt: dict, onnx_path: str | Path, images: np.ndarr
     return float(np.abs(torch_probs - onnx_probs).max())
 
 
-def _crop(face: dict | None) -> str:
-    """How the training images were cropped, for the model card."""
-    if not face:
-        return "centre square of each whole image (fer-predict crops each face it detects)"
-    kept = "kept whole" if face.get("no_face") == "keep" else "left out"
-    return f"cropped to the face ({face['detector']}, margin {face['margin']}; images without a face {kept})"
+def _crop(cfg: dict) -> str:
+    """How the training images were cropped, and so how fer-predict cuts faces, for the model card."""
+    face, framing = cfg.get("face"), cfg.get("framing")
+    if face:
+        kept = "kept whole" if face.get("no_face") == "keep" else "left out"
+        aligned = ", aligned: eyes level and at one place (five landmarks)" if face.get("align") else ""
+        return f"cropped to the face ({face['detector']}, margin {face['margin']}{aligned}; images without a face {kept})"
+    if framing:
+        n = framing["measured"]
+        return (f"centre square of each whole image, taken as a face crop: the face box spans "
+                f"{framing['box'][2]:.0%} of the side (median of {n['faces']} faces found in {n['images']} images), "
+                f"and fer-predict cuts each face it finds to that framing")
+    return "centre square of each whole image (fer-predict crops each face it detects with the default margin)"
 
 
 def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_name: str, tta: str = "none") -> str:
@@ -108,7 +115,7 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
 
 ## Data
 - Source: `{data.get('source', '?')}` (format `{data.get('format', '?')}`), cached at {pre.get('size', '?')} px,
-  {_crop(cfg.get('face'))}.
+  {_crop(cfg)}.
 - Split protocol: **{split.get('protocol', '?')}**; {split.get('train_images')} train / {split.get('val_images')}
   val / {split.get('test_images')} test images. {honesty}
 

@@ -106,6 +106,14 @@ class PreprocessParams(Section):
     face_crop: bool = False
     face_margin: float = Field(0.2, ge=0, le=1)
     no_face: Literal["keep", "skip"] = "keep"
+    align: bool = False
+
+    @model_validator(mode="after")
+    def _check_align(self):
+        if self.align and not self.face_crop:
+            raise ValueError("align levels each face the detector finds, so it needs face_crop: true "
+                             "(set both, or align: false)")
+        return self
 
 
 class AugmentParams(Section):
@@ -172,6 +180,7 @@ class ExternalSet(Section):
     subject_pattern: str = ""
     classes: tuple[str, ...] = ()
     split: Literal["all", "train", "val", "test"] = "all"
+    crops: bool = False  # the images are face crops already: no detection (fer-predict --no-detect)
 
     @model_validator(mode="after")
     def _check_data(self):

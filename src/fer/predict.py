@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw
 
 from fer import FerError
-from fer.faces import DETECTOR, MARGIN, MIN_FACE, detect_faces, face_crop
+from fer.faces import DETECTOR, MARGIN, MIN_FACE, crop, find_faces, margin_framing, rounded
 from fer.formats import IMAGE_SUFFIXES
-from fer.preprocess import load_image
+from fer.preprocess import load_image, open_image
 
 DEFAULT_CHECKPOINT = "models/best.pt"
 
@@ -42,17 +42,32 @@ def expand(inputs: list[str]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
+def framing(data_config: dict) -> tuple[dict, bool]:
+    """How the model's training images framed their faces, as (`fer.faces` framing, align):
+    the face crop preprocess made (`data_config["face"]`), else the framing it measured on
+    images that were face crops already (`data_config["framing"]`), else `fer.faces.MARGIN`."""
+    face = data_config.get("face")
+    if face:  # checkpoints from before alignment record the margin only
+        return face.get("framing") or margin_framing(face["margin"]), bool(face.get("align"))
+    return data_config.get("framing") or margin_framing(MARGIN), False
+
+
 def face_crops(image: Image.Image, data_config: dict, detect: bool = True) -> tuple[list, list[np.ndarray]]:
     """Face boxes (x, y, w, h) in `image` and each face as the model's uint8 (C, H, W) input,
-    cropped as the model's training images were: with the margin its checkpoint records
-    (`data_config["face"]`, from preprocess.face_crop), else `fer.faces.MARGIN`. detect False:
-    the whole image is one face (centre square)."""
+    framed (and aligned) as the model's training images were (`framing`). detect False: the
+    whole image is one face (centre square)."""
     channels, size = data_config["input_size"][:2]
     if not detect:
         return [(0, 0, image.width, image.height)], [load_image(np.asarray(image), size, channels == 1)]
-    margin = (data_config.get("face") or {}).get("margin", MARGIN)
-    boxes = detect_faces(image)
-    return boxes, [load_image(np.asarray(face_crop(image, b, margin)), size, channels == 1) for b in boxes]
+    frame, align = framing(data_config)
+    found = find_faces(image)
+    return [rounded(f.box) for f in found], [load_image(np.asarray(crop(image, f, frame, align)), size, channels == 1)
+                                    for f in found]
+
+
+def read_photo(path: str | Path) -> Image.Image:
+    """A photo file upright, in RGB, decoded as preprocess decodes it (`open_image`)."""
+    return open_image(path, "RGB")
 
 
 class TorchModel:
@@ -95,25 +110,29 @@ class OnnxModel:
         return self.session.run(None, {"pixels": batch.astype(np.float32)})[0]
 
 
-def predict_files(files: list[Path], model, detect: bool = True, batch_size: int = 64):
+def predict_files(files: list, model, detect: bool = True, batch_size: int = 64, read=read_photo):
     """One row per face (file, box, label, a probability per class) and one per unreadable file.
+    Faces are classified a batch at a time as they are found, so memory does not grow with the
+    number of files. read: how a file (any key) becomes an RGB image.
 
     Returns (faces DataFrame, errors DataFrame with `file`, `error`).
     """
-    rows, crops, errors = [], [], []
+    rows, crops, probs, errors = [], [], [], []
     for f in files:
         try:
-            with Image.open(f) as im:
-                image = ImageOps.exif_transpose(im).convert("RGB")
+            image = read(f)
         except Exception as e:  # unreadable: report it and go on with the others
             errors.append({"file": str(f), "error": f"{type(e).__name__}: {e}"})
             continue
         boxes, arrays = face_crops(image, model.data_config, detect)
         crops += arrays
-        for box in boxes:
-            rows.append({"file": str(f), "x": box[0], "y": box[1], "w": box[2], "h": box[3]})
-    probs = np.concatenate([model(np.stack(crops[i:i + batch_size])) for i in range(0, len(crops), batch_size)]) \
-        if crops else np.zeros((0, len(model.classes)))
+        rows += [{"file": str(f), "x": box[0], "y": box[1], "w": box[2], "h": box[3]} for box in boxes]
+        while len(crops) >= batch_size:
+            probs.append(model(np.stack(crops[:batch_size])))
+            crops = crops[batch_size:]
+    if crops:
+        probs.append(model(np.stack(crops)))
+    probs = np.concatenate(probs) if probs else np.zeros((0, len(model.classes)))
     faces = pd.DataFrame(rows, columns=["file", "x", "y", "w", "h"])
     faces["label"] = [model.classes[i] for i in probs.argmax(1)] if len(probs) else []
     for i, c in enumerate(model.classes):
@@ -130,8 +149,7 @@ def annotate(faces: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     root = Path(os.path.commonpath([Path(f).resolve().parent for f in files])) if len(files) else Path()
     written = []
     for file, group in faces.groupby("file", sort=False):
-        with Image.open(file) as im:
-            image = ImageOps.exif_transpose(im).convert("RGB")
+        image = read_photo(file)
         draw = ImageDraw.Draw(image)
         for r in group.itertuples():
             draw.rectangle((r.x, r.y, r.x + r.w, r.y + r.h), outline=(255, 40, 40), width=max(2, image.width // 200))

@@ -52,14 +52,15 @@ def open_image(source: str | Path | np.ndarray, mode: str, draft: int | None = N
         return im.convert(mode)
 
 
-def load_face(source: str | Path | np.ndarray, size: int, grayscale: bool,
-              margin: float = faces.MARGIN) -> tuple[np.ndarray, bool]:
-    """The largest face in an image, cropped as `fer-predict` crops every face
-    (`faces.main_face`), as a (C, size, size) uint8 array, and whether a face was found.
+def load_face(source: str | Path | np.ndarray, size: int, grayscale: bool, framing: dict,
+              align: bool = False) -> tuple[np.ndarray, bool]:
+    """The largest face in an image, cut to `framing` (`faces.crop`) as `fer-predict` cuts
+    every face, as a (C, size, size) uint8 array, and whether a face was found.
     Without a face: the whole image, as `load_image` gives it (centre square)."""
     photo = open_image(source, "RGB")  # full size: the detector sees what predict's detector sees
-    region = faces.main_face(photo, margin)
-    return load_image(np.asarray(photo if region is None else region), size, grayscale), region is not None
+    face = faces.largest(faces.find_faces(photo))
+    region = photo if face is None else faces.crop(photo, face, framing, align)
+    return load_image(np.asarray(region), size, grayscale), face is not None
 
 
 def _chw(im: Image.Image) -> np.ndarray:
@@ -92,13 +93,13 @@ def blank(img: np.ndarray) -> str:
     return ""
 
 
-def _try_load(source, size, grayscale, face_margin=None, no_face="keep"):
+def _try_load(source, size, grayscale, framing=None, align=False, no_face="keep"):
     """(pixels or None, why not, whether a face was found: None without face cropping)."""
     try:
-        if face_margin is None:
+        if framing is None:
             img, found = load_image(source, size, grayscale), None
         else:
-            img, found = load_face(source, size, grayscale, face_margin)
+            img, found = load_face(source, size, grayscale, framing, align)
     except Exception as e:  # any undecodable file is reported, never fatal
         return None, f"cannot decode: {type(e).__name__}: {e}", None
     if why := blank(img):
@@ -113,17 +114,19 @@ def class_list(labels) -> list[str]:
 
 
 def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size: int, grayscale: bool,
-          workers: int | None = None, face_margin: float | None = None,
-          no_face: str = "keep") -> tuple[pd.DataFrame, dict]:
+          workers: int | None = None, face_margin: float | None = None, no_face: str = "keep",
+          align: bool = False) -> tuple[pd.DataFrame, dict]:
     """Write `images.npy`, `images.csv` and `meta.json` into `out_dir`: every image once.
 
     images: the split stage's images.csv rows (`path` relative to raw_root, `label`, ...),
     whatever the split: the split chooses rows from this cache (`fer.dataset.load_split`).
     face_margin: crop each image to its largest face with this margin (`load_face`), as
-    `fer-predict` does; None: the centre square of the whole image. An image without a face
-    is then kept whole (no_face "keep") or left out ("skip"); `faces.csv` lists every image
-    with `face_found`, and meta.json's `face` records the crop for the checkpoint. An image
-    with no picture in it (`blank`) is left out.
+    `fer-predict` does, and with `align` level its eyes; None: the centre square of the whole
+    image. An image without a face is then kept whole (no_face "keep") or left out ("skip");
+    `faces.csv` lists every image with `face_found`, and meta.json's `face` records the crop
+    for the checkpoint. Whole images are taken to be face crops already: meta.json's
+    `framing` says how their faces are framed (`measure`), for predict to cut photos alike.
+    An image with no picture in it (`blank`) is left out.
     Returns the files left out (`path`, `reason`: undecodable, no picture, or no face found)
     and `image_stats` per part of the dataset's own split (`official`; "all" without one).
     """
@@ -131,7 +134,8 @@ def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size:
     images = images.reset_index(drop=True)
     classes = class_list(images["label"])
     workers = workers or os.cpu_count() or 1
-    load = functools.partial(_try_load, size=size, grayscale=grayscale, face_margin=face_margin, no_face=no_face)
+    framing = None if face_margin is None else faces.margin_framing(face_margin)
+    load = functools.partial(_try_load, size=size, grayscale=grayscale, framing=framing, align=align, no_face=no_face)
     failed, found = [], []
     pixels = csv_pixels(images["path"], raw_root)
     sources = [pixels[p] if p in pixels else str(Path(raw_root) / p) for p in images["path"]]
@@ -152,15 +156,35 @@ def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size:
             arr = _compact(arr, ok, tmp)
         arr.flush()
         stats = _stats_by_part(arr, images["official"][ok] if "official" in images else None)
+        measured = measure(arr, pool) if face_margin is None else None
         del arr
     rows = images[ok].assign(target=lambda d: d["label"].map(classes.index))
     write_csv(rows.reindex(columns=META_COLUMNS), csv)
     meta = {"classes": classes, "size": size, "channels": 1 if grayscale else 3}
     if face_margin is not None:
         write_csv(pd.DataFrame(found, columns=["path", "face_found"]), out_dir / "faces.csv")
-        meta["face"] = {"detector": faces.DETECTOR, "margin": face_margin, "no_face": no_face}
+        meta["face"] = {"detector": faces.DETECTOR, "margin": face_margin, "no_face": no_face, "align": align,
+                        "framing": framing}
+    elif measured:
+        meta["framing"] = {"detector": faces.DETECTOR, **measured}
     write_json(meta, out_dir / "meta.json")
     return pd.DataFrame(failed, columns=["path", "reason"]), stats
+
+
+def _framing_of(image: np.ndarray):
+    """`faces.framing_of` the largest face in one cached (C, H, W) image, or None."""
+    face = faces.largest(faces.find_faces(Image.fromarray(image[0] if len(image) == 1 else image.transpose(1, 2, 0)),
+                                          min_size=1))  # a crop is all face, however small the cache
+    return None if face is None else faces.framing_of(face, image.shape[2], image.shape[1])
+
+
+def measure(images: np.ndarray, pool, sample: int = faces.MEASURE_SAMPLE) -> dict | None:
+    """How the faces sit in cached (N, C, H, W) images that are face crops already (FER2013,
+    CK+48): `faces.measure_framing` over up to `sample` of them, spread evenly. None where too
+    few faces are found (e.g. tiny images)."""
+    chosen = np.unique(np.linspace(0, len(images) - 1, min(sample, len(images))).astype(int)) if len(images) else []
+    found = [f for f in pool.imap(_framing_of, (np.asarray(images[i]) for i in chosen), chunksize=16) if f]
+    return faces.measure_framing(found, len(chosen))
 
 
 def _stats_by_part(images: np.ndarray, official: pd.Series | None) -> dict:
