@@ -26,7 +26,7 @@ def main(params):
         raise FerError(f"crosseval.sets has no set named {args.name!r} (it has {', '.join(sets) or 'none'})")
     chosen = sets[args.name]
     result, confusion = crosseval(args.checkpoint, chosen.data(), chosen.split, params.split, params.evaluate.tta,
-                                  crops=chosen.crops)
+                                  crops=chosen.crops, angles=chosen.angles)
     write_json({"name": chosen.name, **result}, args.metrics)
     write_csv(confusion, args.confusion)
     print(summary(result))

@@ -143,3 +143,6 @@ def test_scoring_gives_each_photo_the_label_fer_predict_gives(tmp_path):
     assert result["no_face"] == 1 and rows.set_index("path").loc["AF01/AF01HAFR.JPG", "predicted"] == "no face"
     assert result["accuracy"] == pytest.approx(np.mean(rows["actual"] == rows["predicted"]))
     assert "largest face found" in result["faces"]
+    frontal, rows = crosseval(checkpoint, DataParams(source=str(tmp_path / "kdef"), format="kdef"), device="cpu",
+                              angles=("S",))
+    assert frontal["protocol"] == "cross-dataset, all 28 images at S" and all(rows["path"].str.endswith("S.JPG"))

@@ -35,25 +35,30 @@ from fer.labels import canonical
 from fer.params import DataParams, SplitParams, parse_params
 from fer.predict import TorchModel, predict_files, read_photo
 from fer.preprocess import blank, csv_pixels
-from fer.split import assign, drop_repeats
+from fer.split import assign, drop_repeats, select_angles
 
 
-def select(data: DataParams, raw: Path, which: str = "all", split: SplitParams | None = None
+def select(data: DataParams, raw: Path, which: str = "all", split: SplitParams | None = None, angles=()
            ) -> tuple[pd.DataFrame, str]:
     """The images of the fetched source in `raw` to score, and the protocol in words.
 
     which "all": every image; "train", "val" or "test": that split as the split stage would
-    draw it with `split` (the same subjects for the same seed).
+    draw it with `split` (the same subjects for the same seed). angles: only the images at
+    these head angles (e.g. KDEF's frontal "S"), chosen after the split, so a model trained on
+    every angle is scored on its own test people.
     """
     images, _ = formats.scan(raw, data)
     if images.empty:
         raise FerError(f"no {data.format} images found in {data.source}: check the format")
+    at = f" at {'/'.join(angles)}" if angles else ""
     if which == "all":
-        return images, f"cross-dataset, all {len(images)} images"
+        images = select_angles(images, angles, "angles")
+        return images, f"cross-dataset, all {len(images)} images{at}"
     split = split or SplitParams()
     images, _ = drop_repeats(images)
     images["split"], protocol = assign(images, split.val, split.test, split.seed, split.group_by)
-    return images[images["split"] == which].reset_index(drop=True), f"cross-dataset, {which} split ({protocol}, seed {split.seed})"
+    images = select_angles(images[images["split"] == which], angles, "angles").reset_index(drop=True)
+    return images, f"cross-dataset, {which} split{at} ({protocol}, seed {split.seed})"
 
 
 def score(checkpoint: str | Path, images: pd.DataFrame, raw: Path, tta: str = "flip", device: str = "auto",
@@ -113,13 +118,13 @@ def score(checkpoint: str | Path, images: pd.DataFrame, raw: Path, tta: str = "f
 
 
 def crosseval(checkpoint: str | Path, data: DataParams, which: str = "all", split: SplitParams | None = None,
-              tta: str = "flip", device: str = "auto", crops: bool = False) -> tuple[dict, pd.DataFrame]:
+              tta: str = "flip", device: str = "auto", crops: bool = False, angles=()) -> tuple[dict, pd.DataFrame]:
     """`score` on `data.source`, fetched into a temporary folder: (metrics, confusion rows).
-    crops: the images are face crops already (no detection). The metrics add `dataset`,
+    crops: the images are face crops already (no detection); angles: as `select`. The metrics add `dataset`,
     `format`, `protocol`, `checkpoint` and `tta`."""
     with tempfile.TemporaryDirectory(prefix="fer-crosseval-") as tmp:
         raw = sources.fetch(data, Path(tmp) / "raw")
-        images, protocol = select(data, raw, which, split)
+        images, protocol = select(data, raw, which, split, angles)
         result, confusion = score(checkpoint, images, raw, tta, device, detect=not crops)
     head = {"dataset": data.source, "format": data.format, "protocol": protocol, "checkpoint": str(checkpoint),
             "tta": tta}
@@ -146,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", default="folders", help="kdef, fer2013 or folders (default: %(default)s)")
     parser.add_argument("--subject-pattern", default="", help="folders: regex whose one group is the person")
     parser.add_argument("--classes", nargs="*", default=[], help="score only these classes of the source")
+    parser.add_argument("--angles", nargs="*", default=[], help="only these head angles (KDEF: FL HL S HR FR)")
     parser.add_argument("--crops", action="store_true",
                         help="the images are face crops already: classify each whole, as fer-predict --no-detect")
     parser.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
@@ -164,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "subject_pattern": args.subject_pattern},
                           "split": {"val": args.val, "test": args.test, "seed": args.seed, "group_by": args.group_by}},
                          origin="the arguments")
-        result, confusion = crosseval(args.checkpoint, p.data, args.split, p.split, args.tta, args.device, args.crops)
+        result, confusion = crosseval(args.checkpoint, p.data, args.split, p.split, args.tta, args.device, args.crops,
+                                      args.angles)
     except FerError as e:
         sys.exit(f"error: {e}")
     if args.out:

@@ -181,6 +181,7 @@ class ExternalSet(Section):
     classes: tuple[str, ...] = ()
     split: Literal["all", "train", "val", "test"] = "all"
     crops: bool = False  # the images are face crops already: no detection (fer-predict --no-detect)
+    angles: tuple[str, ...] = ()  # only these head angles (e.g. KDEF's frontal S), chosen after the split
 
     @model_validator(mode="after")
     def _check_data(self):

@@ -73,7 +73,7 @@ def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: s
     return split, protocol
 
 
-def select_angles(images: pd.DataFrame, angles) -> pd.DataFrame:
+def select_angles(images: pd.DataFrame, angles, name: str = "split.angles") -> pd.DataFrame:
     """The rows of `images` taken at one of `angles` (head angles, e.g. KDEF's frontal "S");
     all rows when `angles` is empty. Raises FerError when the dataset names no angles, or
     not one of those asked for."""
@@ -81,11 +81,11 @@ def select_angles(images: pd.DataFrame, angles) -> pd.DataFrame:
         return images
     present = sorted(set(images["angle"]) - {""}) if "angle" in images else []
     if not present:
-        raise FerError("split.angles keeps some head angles, but this dataset names none (KDEF's file names do); "
-                       "set split.angles=[]")
+        raise FerError(f"{name} keeps some head angles, but this dataset names none (KDEF's file names do); "
+                       f"leave {name} empty")
     absent = [a for a in angles if a not in present]
     if absent:
-        raise FerError(f"split.angles: no image at {', '.join(absent)}; this dataset has {', '.join(present)}")
+        raise FerError(f"{name}: no image at {', '.join(absent)}; this dataset has {', '.join(present)}")
     return images[images["angle"].isin(angles)].reset_index(drop=True)
 
 
