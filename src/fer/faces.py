@@ -75,15 +75,15 @@ def _retinaface(image: Image.Image, side: int) -> list[Face]:
                  tuple((p.x / scale, p.y / scale) for p in f.landmarks), f.score) for f in found]
 
 
-def find_faces(image: Image.Image, min_size: int = MIN_FACE) -> list[Face]:
+def find_faces(image: Image.Image, min_size: int = MIN_FACE, sides: tuple[int, ...] = DETECT_SIDES) -> list[Face]:
     """The faces in `image`, sorted by box, each at least `min_size` px wide and high.
 
-    RetinaFace runs at each of `DETECT_SIDES`; one face is then found at both sizes, so of boxes
+    RetinaFace runs at each of `sides`; one face is then found at both sizes, so of boxes
     that overlap by more than `NMS_IOU`, non-maximum suppression keeps the one that scores highest.
     """
     import cv2
 
-    found = [face for side in DETECT_SIDES for face in _retinaface(image, side)]
+    found = [face for side in sides for face in _retinaface(image, side)]
     keep = cv2.dnn.NMSBoxes([f.box for f in found], [f.score for f in found], SCORE, NMS_IOU) if found else []
     return sorted((found[i] for i in np.asarray(keep, dtype=int).ravel()
                    if found[i].box[2] >= min_size and found[i].box[3] >= min_size), key=lambda f: f.box)

@@ -173,8 +173,10 @@ def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size:
 
 def _framing_of(image: np.ndarray):
     """`faces.framing_of` the largest face in one cached (C, H, W) image, or None."""
-    face = faces.largest(faces.find_faces(Image.fromarray(image[0] if len(image) == 1 else image.transpose(1, 2, 0)),
-                                          min_size=1))  # a crop is all face, however small the cache
+    # A crop is all face, however small the cache, and one that fills the picture is found at the
+    # smaller detection size alone (6x faster than both)
+    pixels = image[0] if len(image) == 1 else image.transpose(1, 2, 0)
+    face = faces.largest(faces.find_faces(Image.fromarray(pixels), min_size=1, sides=faces.DETECT_SIDES[:1]))
     return None if face is None else faces.framing_of(face, image.shape[2], image.shape[1])
 
 
