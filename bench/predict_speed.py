@@ -17,9 +17,8 @@ from matplotlib import cbook
 from PIL import Image
 
 from face_recall import cascades  # bench/face_recall.py, beside this script
-from fer.faces import DETECTOR, detect_faces, face_crop
-from fer.predict import OnnxModel, TorchModel
-from fer.preprocess import load_image
+from fer.faces import DETECTOR, detect_faces
+from fer.predict import OnnxModel, TorchModel, face_crops
 
 
 def faces_per_second(model, crops: np.ndarray, batch_size: int = 64, repeats: int = 3) -> float:
@@ -50,7 +49,7 @@ def main():
     photo = Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB")
     models = {"pytorch": TorchModel(args.checkpoint, "cpu"), "onnxruntime": OnnxModel(args.onnx)}
     channels, size = models["pytorch"].data_config["input_size"][:2]
-    face = load_image(np.asarray(face_crop(photo, detect_faces(photo)[0])), size, channels == 1)
+    face = face_crops(photo, models["pytorch"].data_config)[1][0]  # cut as fer-predict cuts it
     crops = np.repeat(face[None], args.faces, axis=0)
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"model {args.checkpoint} at {size}px")
