@@ -59,9 +59,10 @@ KDEF_GPU_BEST_PARAMS := $(KDEF_GPU_PARAMS) -S preprocess.face_crop=true -S train
 
 .PHONY: env demo fer2013 fer2013-gpu kdef kdef-gpu test
 env: .venv/.complete
-	@# fer-predict and `python -m fer.predict` run this clone's code: the environment is shared,
-	@# so another clone's make may have pointed them at its own copy
+	@# fer-predict, fer-crossdataset and fer-compare run this clone's code: the environment is shared,
+	@# so another clone's make may have pointed them at its own copy (or an older one, without today's commands)
 	@.venv/bin/python -c "import fer, sys; sys.exit(not fer.__file__.startswith('$(CURDIR)/src/'))" 2>/dev/null \
+		&& test -x .venv/bin/fer-crossdataset -a -x .venv/bin/fer-compare \
 		|| .venv/bin/pip install -q --no-deps --no-build-isolation -e .
 
 .venv/.complete: requirements.txt requirements-nodeps.txt

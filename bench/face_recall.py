@@ -7,7 +7,7 @@ the width wide); a photo counts as found when a box's centre lies within 20% of 
 side of that place and the box is 30-100% of the width wide. Prints, per angle, the share of
 photos found and the number of boxes elsewhere (false finds), for OpenCV's frontal cascade
 alone, for the frontal and profile cascades together (both detectors before) and for
-`fer.faces.detect_faces` (RetinaFace, now); then the same on matplotlib's sample photo of
+`fer.data.faces.detect_faces` (RetinaFace, now); then the same on matplotlib's sample photo of
 Grace Hopper at five scales. Recall is no timing: the figures do not depend on the machine's
 load.
 """
@@ -23,8 +23,8 @@ import numpy as np
 from matplotlib import cbook
 from PIL import Image
 
-from fer import demo
-from fer.faces import MIN_FACE, detect_faces
+from fer.data import synthetic
+from fer.data.faces import MIN_FACE, detect_faces
 
 
 @functools.cache
@@ -65,7 +65,7 @@ DETECTORS = {"frontal cascade (before)": frontal_only, "frontal+profile cascades
 
 
 def on_the_face(box, width: int, height: int) -> bool:
-    """Whether `box` lies where fer.demo draws the face (centre 0.5 w, 0.46 h)."""
+    """Whether `box` lies where fer.data.synthetic draws the face (centre 0.5 w, 0.46 h)."""
     x, y, w, _ = box
     return abs(x + w / 2 - 0.5 * width) < 0.2 * width and abs(y + box[3] / 2 - 0.46 * height) < 0.2 * height \
         and 0.3 * width < w < width
@@ -73,7 +73,7 @@ def on_the_face(box, width: int, height: int) -> bool:
 
 def demo_recall(subjects: int, size: tuple[int, int]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        photos = demo.generate(Path(tmp), subjects=subjects, angles=demo.ANGLES, size=size)
+        photos = synthetic.generate(Path(tmp), subjects=subjects, angles=synthetic.ANGLES, size=size)
         counts = {name: defaultdict(lambda: [0, 0, 0]) for name in DETECTORS}
         for photo in photos:
             image = Image.open(photo).convert("RGB")
@@ -84,9 +84,9 @@ def demo_recall(subjects: int, size: tuple[int, int]) -> None:
                 c[1] += any(on_the_face(b, *image.size) for b in boxes)
                 c[2] += sum(not on_the_face(b, *image.size) for b in boxes)
     print(f"demo faces, {subjects} people x 7 expressions x 2 sessions per angle, {size[0]}x{size[1]} px:")
-    print("detector                        " + " ".join(f"{a:>12}" for a in demo.ANGLES) + "   HL+S+HR")
+    print("detector                        " + " ".join(f"{a:>12}" for a in synthetic.ANGLES) + "   HL+S+HR")
     for name, by_angle in counts.items():
-        cells = " ".join(f"{by_angle[a][1] / by_angle[a][0]:6.1%} ({by_angle[a][2]:2d})" for a in demo.ANGLES)
+        cells = " ".join(f"{by_angle[a][1] / by_angle[a][0]:6.1%} ({by_angle[a][2]:2d})" for a in synthetic.ANGLES)
         three = [by_angle[a] for a in ("HL", "S", "HR")]
         print(f"{name:32}{cells}   {sum(c[1] for c in three) / sum(c[0] for c in three):6.1%}")
     print("(share of photos whose face was found; in brackets, boxes elsewhere)")

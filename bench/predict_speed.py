@@ -2,7 +2,7 @@
 
     python bench/predict_speed.py models/best.pt models/model.onnx [--faces 512]
 
-Times face detection on matplotlib's sample photo (`fer.faces.detect_faces`, and the
+Times face detection on matplotlib's sample photo (`fer.data.faces.detect_faces`, and the
 frontal+profile cascades it replaced, from bench/face_recall.py), then the classification of
 its face crop in batches of 64, and prints one line per case for BENCHMARKS.md.
 """
@@ -13,12 +13,12 @@ import time
 
 import numpy as np
 import torch
+from face_recall import cascades  # bench/face_recall.py, beside this script
 from matplotlib import cbook
 from PIL import Image
 
-from face_recall import cascades  # bench/face_recall.py, beside this script
-from fer.faces import DETECTOR, detect_faces
-from fer.predict import OnnxModel, TorchModel, face_crops
+from fer.data.faces import DETECTOR, detect_faces
+from fer.use.predict import OnnxModel, TorchModel, face_crops
 
 
 def faces_per_second(model, crops: np.ndarray, batch_size: int = 64, repeats: int = 3) -> float:

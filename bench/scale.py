@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from fer.parallel import cpu_cores
+from fer.training.parallel import cpu_cores
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ epoch over a subset of KDEF-size photos (562x762, as the Kaggle KDEF copy ships 
   (a) notebook: torchvision `ImageFolder` over the JPEG files, PIL `Resize`/`ToTensor`/`Normalize`
       (and a random flip), a `DataLoader` with 2 workers, fp32: every epoch decodes and
       resizes every JPEG again;
-  (b) ours: `fer.train`'s `Batches` + `train_epoch` (what the train stage runs) on the uint8
+  (b) ours: `fer.training.train`'s `Batches` + `train_epoch` (what the train stage runs) on the uint8
       cache that preprocess wrote once, with the same flip-only augmentation, and again with
       the default augmentation (flip, affine, colour jitter).
 
@@ -37,12 +37,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from fer import demo, formats, kdef, preprocess, sources
-from fer.dataset import load_cache, load_split
-from fer.model import create, data_config
+from fer.data import formats, kdef, preprocess, sources, synthetic
+from fer.data.cache import load_cache, load_split
+from fer.data.split import assign
+from fer.device import resolve_device
 from fer.params import AugmentParams, DataParams, TrainParams
-from fer.split import assign
-from fer.train import Batches, adamw, augmentation, fit, on_device, resolve_device, train_epoch
+from fer.training.model import create, data_config
+from fer.training.train import Batches, adamw, augmentation, fit, on_device, train_epoch
 
 CACHE = Path.home() / ".cache/fer-pipeline/bench"
 FLIP_ONLY = AugmentParams(flip=True, rotation=0, scale=0, translate=0, color_jitter=0)
@@ -60,7 +61,7 @@ def kdef_size_photos(root: Path = CACHE / "kdef-size") -> Path:
         return root
     shutil.rmtree(root, ignore_errors=True)
     rng = np.random.default_rng(0)
-    for path in demo.generate(root, subjects=70, angles=("FL", "HL", "S", "HR", "FR"), size=(96, 128)):
+    for path in synthetic.generate(root, subjects=70, angles=("FL", "HL", "S", "HR", "FR"), size=(96, 128)):
         big = np.asarray(Image.open(path).resize((562, 762), Image.Resampling.BICUBIC), dtype=np.float32)
         big += rng.normal(0, 4, big.shape)
         Image.fromarray(big.clip(0, 255).astype(np.uint8)).save(path, "JPEG", quality=90)

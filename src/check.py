@@ -15,10 +15,11 @@ stages after it re-run only for their own reasons.
 import argparse
 from pathlib import Path
 
-from fer import FerError, sources
+from fer import FerError
 from fer.cli import run
-from fer.labels import CLASSES
-from fer.model import check_architecture, check_name, create, pipeline_checkpoint, read_checkpoint
+from fer.data import sources
+from fer.data.labels import CLASSES
+from fer.training.model import check_architecture, check_name, create, pipeline_checkpoint, read_checkpoint
 
 
 def main(params):

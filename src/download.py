@@ -4,8 +4,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from fer import sources
 from fer.cli import run
+from fer.data import sources
 
 
 def main(params):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from fer import FerError
 from fer.cli import run
-from fer.dataset import load_split
-from fer.export import export_onnx, model_card, parity
+from fer.data.cache import load_split
 from fer.io import write_json, write_text
-from fer.model import load_checkpoint
+from fer.training.model import load_checkpoint
+from fer.use.export import export_onnx, model_card, parity
 
 TOLERANCE = 1e-4
 

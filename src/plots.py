@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer import plots
 from fer.cli import run
+from fer.evaluation import plots
 
 
 def main(params):

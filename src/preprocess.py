@@ -1,4 +1,4 @@
-"""Stage preprocess: decode every image of the split stage's images.csv once into one uint8 cache (see fer.preprocess).
+"""Stage preprocess: decode every image of the split stage's images.csv once into one uint8 cache (see fer.data.preprocess).
 
 The cache does not depend on the split: a change of split.* chooses other rows from it.
 """
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer import preprocess
 from fer.cli import run
+from fer.data import preprocess
 from fer.io import write_csv, write_json
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer import FerError, formats, kdef
+from fer import FerError
 from fer.cli import run
+from fer.data import formats, kdef
+from fer.data.split import assign, assign_folds, drop_repeats, fold_summary, locate_repeats, select_angles, summary
 from fer.io import write_csv, write_json
-from fer.split import assign, assign_folds, drop_repeats, fold_summary, locate_repeats, select_angles, summary
 
 
 def main(params):
@@ -56,7 +57,7 @@ def main(params):
     write_csv(missing, args.out_dir / "missing.csv")
     stats = {**summary(images, images["split"], protocol, repeats), "images": len(images), "skipped": len(skipped),
              **({"missing": len(missing)} if is_kdef else {}), "angles": " ".join(p.angles) or "all", **cv}
-    mapping = formats.label_mapping(images)
+    mapping = formats.class_map_used(images)
     write_json({**stats, "class_map": mapping}, args.metrics)
     print("split: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     print("split: classes read as " + ", ".join(f"{k!r} -> {v}" for k, v in mapping.items()))

@@ -1,6 +1,6 @@
 """Stage train: fine-tune `train.model` on the cached train split; keep the best-val checkpoint.
 
-Outputs: the checkpoint (self-describing, see fer.model) and a dvclive folder: one TSV per
+Outputs: the checkpoint (self-describing, see fer.training.model) and a dvclive folder: one TSV per
 metric with a row per epoch, written as each epoch ends (`dvc exp show` and `dvc plots`
 read it while the run goes on), and metrics.json with the last epoch's values and the
 run's summary (best epoch, speed). While it runs, the full training state is saved after
@@ -16,17 +16,16 @@ import argparse
 import contextlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 from dvclive import Live
 
-from fer import parallel
 from fer.cli import run
-from fer.dataset import load_split
-from fer.model import save_checkpoint
-from fer.train import fit
+from fer.data.cache import load_split
+from fer.training import parallel
+from fer.training.model import save_checkpoint
+from fer.training.train import train_run
 
 
 def main(params):
@@ -51,18 +50,12 @@ def main(params):
                     live.log_metric(name, value)
             live.next_step()
 
-        start = time.perf_counter()
-        history, best = fit(
-            params.train, (x_train, m_train["target"].to_numpy()), (x_val, m_val["target"].to_numpy()),
-            meta["classes"], extra={"preprocess": params.preprocess.model_dump(), "data": params.data.model_dump()},
-            state_path=args.state, on_epoch=log if main_rank else None,
-        )
-        seconds = time.perf_counter() - start
+        history, best, seconds = train_run(
+            params, (x_train, m_train["target"].to_numpy()), (x_val, m_val["target"].to_numpy()), meta,
+            state_path=args.state, on_epoch=log if main_rank else None)
         parallel.shutdown()
         if not main_rank:
             return
-        # how preprocess cropped the faces (or found them framed), so fer-predict and the ONNX file frame alike
-        best["data_config"] = {**best["data_config"], "face": meta.get("face"), "framing": meta.get("framing")}
         save_checkpoint(best, args.checkpoint)
         live.step = len(history)  # the summary's step is the last epoch run
         for name, value in {

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fer import demo, formats
-from fer.dataset import load_split
+from fer.data import formats, synthetic
+from fer.data.cache import load_split
+from fer.data.preprocess import build, load_image
 from fer.params import DataParams
-from fer.preprocess import build, load_image
 
 
 def gradient(mode="RGB", size=(40, 30)):
@@ -126,7 +126,7 @@ def test_same_image_twice_is_used_once(tmp_path):
 
 
 def test_photos_missing_from_a_kdef_copy_are_listed_and_counted(tmp_path):
-    demo.generate(tmp_path / "raw", subjects=4, angles=("S", "HR"), size=(32, 32))
+    synthetic.generate(tmp_path / "raw", subjects=4, angles=("S", "HR"), size=(32, 32))
     for name in ("AF01SUHR.JPG", "BM02ANS.JPG"):
         (tmp_path / "raw" / name[:4] / name).unlink()
     manifest, skipped, stats = run_split_stage(tmp_path, {"format": "kdef"})

@@ -11,11 +11,11 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
-from fer import demo
-from fer.dataset import load_cache
-from fer.faces import LANDMARKS_IN_BOX, Face, crop, detect_faces, find_faces, largest, margin_framing
-from fer.predict import OnnxModel, face_crops
-from fer.preprocess import NO_FACE, build, load_image
+from fer.data import synthetic
+from fer.data.cache import load_cache
+from fer.data.faces import LANDMARKS_IN_BOX, Face, crop, detect_faces, find_faces, largest, margin_framing
+from fer.data.preprocess import NO_FACE, build, load_image
+from fer.use.predict import OnnxModel, face_crops
 
 GRACE_HOPPER = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
 
@@ -25,7 +25,7 @@ def photos(tmp_path_factory):
     """A raw folder with a real photo, two half-profile demo faces and a photo without a face."""
     raw = tmp_path_factory.mktemp("raw")
     shutil.copy(GRACE_HOPPER, raw / "grace.jpg")
-    demo.generate(raw / "demo", subjects=2, angles=("HL", "HR"), size=(192, 256))
+    synthetic.generate(raw / "demo", subjects=2, angles=("HL", "HR"), size=(192, 256))
     shutil.copy(raw / "demo/AF01/AF01HAHL.JPG", raw / "left.jpg")
     shutil.copy(raw / "demo/AF01/AF01HAHR.JPG", raw / "right.jpg")
     # a picture without a face: a brick wall, courses of bricks and mortar
@@ -172,7 +172,7 @@ def on_the_face(box, width: int = 96, height: int = 128) -> bool:
 
 def test_the_detector_finds_95_percent_of_demo_faces_at_all_three_angles(tmp_path):
     # Half-profiles (HL, HR) are what the frontal cascade mostly missed (BENCHMARKS.md).
-    photos = demo.generate(tmp_path, subjects=2, angles=("HL", "S", "HR"), size=(96, 128))
+    photos = synthetic.generate(tmp_path, subjects=2, angles=("HL", "S", "HR"), size=(96, 128))
     found = {"HL": [], "S": [], "HR": []}
     for photo in photos:
         boxes = detect_faces(Image.open(photo).convert("RGB"))
@@ -203,8 +203,8 @@ def test_a_forked_preprocess_worker_finds_what_the_parent_finds():
 
 
 def test_the_onnx_file_and_the_model_card_carry_the_face_crop(tmp_path):
-    from fer.export import export_onnx, model_card
-    from fer.model import create, data_config
+    from fer.training.model import create, data_config
+    from fer.use.export import export_onnx, model_card
 
     model = create("test_resnet", 7)
     config = {**data_config(model, 32, 3), "face": {"detector": "cascades", "margin": 0.3, "no_face": "skip"}}

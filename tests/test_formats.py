@@ -6,14 +6,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_fer2013_csv
+from helpers import write_fer2013_csv
 from PIL import Image
 
-from fer import FerError, formats
-from fer.labels import canonical
+from fer import FerError
+from fer.data import formats
+from fer.data.labels import canonical
+from fer.data.preprocess import build
+from fer.data.split import assign, summary
 from fer.params import DataParams
-from fer.preprocess import build
-from fer.split import assign, summary
 
 # the real archive: $FER2013, else where a checkout beside ../shared finds it
 FER2013_ARCHIVE = Path(os.environ.get("FER2013") or
@@ -127,14 +128,14 @@ def test_subject_pattern_matching_nothing_is_an_error(tmp_path):
 
 
 def test_canonical_class_order_is_shared(tmp_path):
-    from fer.preprocess import class_list
+    from fer.data.preprocess import class_list
 
     assert class_list(["surprise", "angry", "contempt", "happy"]) == ["angry", "happy", "surprise", "contempt"]
 
 
 @pytest.mark.skipif(not FER2013_ARCHIVE.exists(), reason="real FER2013 archive not present")
 def test_real_fer2013_archive_split_sizes(tmp_path):
-    from fer.sources import extract
+    from fer.data.sources import extract
 
     extract(FER2013_ARCHIVE, tmp_path)
     images, skipped = formats.scan(tmp_path, DataParams(format="fer2013"))

@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from fer import demo, kdef
+from fer.data import kdef, synthetic
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -52,7 +52,7 @@ def test_scan_demo_reads_every_file(demo_raw, demo_images):
 
 
 def test_missing_names_exactly_the_photos_removed_from_a_copy(tmp_path):
-    demo.generate(tmp_path, subjects=2, angles=("S", "HR"), size=(32, 32))  # F01, M01: 2 x 2 x 7 x 2 = 56
+    synthetic.generate(tmp_path, subjects=2, angles=("S", "HR"), size=(32, 32))  # F01, M01: 2 x 2 x 7 x 2 = 56
     for name in ("AF01SUHR.JPG", "AM01ANS.JPG"):
         (tmp_path / name[:4] / name).unlink()
     shutil.rmtree(tmp_path / "BF01")  # a person absent from one session

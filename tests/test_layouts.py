@@ -11,8 +11,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from fer import FerError, formats
-from fer.labels import CODE_TABLES, classes_in
+from fer import FerError
+from fer.data import formats
+from fer.data.labels import CLASS_MAPS, classes_in
 from fer.params import DataParams, LabelCsvParams
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -31,7 +32,7 @@ def folders(root: Path, names, per_class: int = 1):
 
 
 def mapping(images) -> dict:
-    return formats.label_mapping(images)
+    return formats.class_map_used(images)
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -71,9 +72,9 @@ def test_folders_that_name_two_classes_or_a_misspelt_one_are_errors_listing_them
     assert set(images["label"]) == {"happy", "angry"}
 
 
-@pytest.mark.parametrize("preset", list(CODE_TABLES))
+@pytest.mark.parametrize("preset", list(CLASS_MAPS))
 def test_numeric_folders_read_with_each_published_code_table(tmp_path, preset):
-    table = CODE_TABLES[preset]
+    table = CLASS_MAPS[preset]
     folders(tmp_path, [f"{int(code):02d}" if preset == "rafdb" else code for code in table])  # "01" is code 1
     images, _ = formats.scan(tmp_path, DataParams(format="folders", class_map=preset))
     assert mapping(images) == {f"{int(c):02d}" if preset == "rafdb" else c: label for c, label in table.items()}
@@ -81,10 +82,10 @@ def test_numeric_folders_read_with_each_published_code_table(tmp_path, preset):
 
 
 def test_published_tables_say_what_the_datasets_say():
-    assert CODE_TABLES["rafdb"]["1"] == "surprise" and CODE_TABLES["rafdb"]["7"] == "neutral"
-    assert CODE_TABLES["affectnet"]["0"] == "neutral" and CODE_TABLES["affectnet"]["7"] == "contempt"
-    assert CODE_TABLES["fer2013"]["0"] == "angry" and CODE_TABLES["fer2013"]["6"] == "neutral"
-    assert CODE_TABLES["ckplus"]["2"] == "contempt" and CODE_TABLES["ckplus"]["7"] == "surprise"
+    assert CLASS_MAPS["rafdb"]["1"] == "surprise" and CLASS_MAPS["rafdb"]["7"] == "neutral"
+    assert CLASS_MAPS["affectnet"]["0"] == "neutral" and CLASS_MAPS["affectnet"]["7"] == "contempt"
+    assert CLASS_MAPS["fer2013"]["0"] == "angry" and CLASS_MAPS["fer2013"]["6"] == "neutral"
+    assert CLASS_MAPS["ckplus"]["2"] == "contempt" and CLASS_MAPS["ckplus"]["7"] == "surprise"
 
 
 def test_numeric_folders_without_a_table_or_outside_it_are_errors(tmp_path):
@@ -141,7 +142,7 @@ def test_label_csvs_with_codes_beside_numeric_folders_rafdb_style(tmp_path):
         write_csv(tmp_path / f"{split}_labels.csv", ["image,label", *lines])
     images, skipped = formats.scan(tmp_path, DataParams(format="csv", class_map="rafdb"))
     assert skipped.empty and len(images) == 28
-    assert mapping(images) == CODE_TABLES["rafdb"]
+    assert mapping(images) == CLASS_MAPS["rafdb"]
     assert images.set_index("path").loc["DATASET/train/1/train_10.jpg", "label"] == "surprise"
     assert set(images["official"]) == {"train", "test"}
     with pytest.raises(FerError, match="labels '1', '2', .* are numbers: say what they mean with data.class_map"):
@@ -227,5 +228,5 @@ def test_split_stage_writes_the_mapping_it_used(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     split = json.loads((tmp_path / "split.json").read_text())
-    assert split["class_map"] == CODE_TABLES["rafdb"] and split["subject_overlap"] == 0
+    assert split["class_map"] == CLASS_MAPS["rafdb"] and split["subject_overlap"] == 0
     assert "'1' -> surprise" in p.stdout

@@ -1,9 +1,10 @@
+import numpy as np
 import pytest
 import timm
 import torch
 
 from fer import FerError
-from fer.model import create, data_config, load_checkpoint, save_checkpoint
+from fer.training.model import create, data_config, load_checkpoint, read_checkpoint, save_checkpoint
 
 
 @pytest.mark.parametrize("in_chans", [1, 3])
@@ -101,6 +102,21 @@ def test_checkpoint_with_code_is_refused(tmp_path, capsys):
     with pytest.raises(FerError, match="refusing to load"):
         load_checkpoint(tmp_path / "evil.pt")
     assert "this ran" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "cut short"])
+def test_a_file_torch_cannot_read_is_named_unreadable_not_unsafe(tmp_path, damage):
+    # train.init_from at a failed download used to be refused as "more than weights and plain
+    # data", which sends the user looking for pickled code
+    model = create("test_resnet", 3)
+    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": ["a", "b", "c"],
+                     "data_config": data_config(model, 32, 3)}, tmp_path / "best.pt")
+    whole = (tmp_path / "best.pt").read_bytes()
+    (tmp_path / "init.pt").write_bytes(np.random.default_rng(0).bytes(5000) if damage == "random bytes"
+                                       else whole[:len(whole) // 2])
+    with pytest.raises(FerError, match=r"init.pt is not a readable PyTorch checkpoint.*cut short") as e:
+        read_checkpoint(tmp_path / "init.pt")
+    assert "refusing" not in str(e.value)
 
 
 @pytest.mark.parametrize("source", ["prefixed", "another model"])

@@ -12,11 +12,12 @@ import pytest
 import torch
 import yaml
 
-from fer import demo, kdef, parallel
+from fer.data import kdef, synthetic
+from fer.data.preprocess import build
+from fer.data.split import assign
+from fer.evaluation.plots import live_history
 from fer.io import write_csv
-from fer.plots import live_history
-from fer.preprocess import build
-from fer.split import assign
+from fer.training import parallel
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TRAIN = {"model": "test_resnet", "pretrained": False, "epochs": 8, "batch_size": 32, "lr": 3e-3, "device": "cpu",
@@ -27,7 +28,7 @@ TRAIN = {"model": "test_resnet", "pretrained": False, "epochs": 8, "batch_size":
 def prepared(tmp_path_factory):
     """10 people x 7 expressions x 2 head angles x 2 sessions at 32 px."""
     raw = tmp_path_factory.mktemp("ddp") / "raw"
-    demo.generate(raw, subjects=10, angles=("HL", "S"), size=(48, 64))
+    synthetic.generate(raw, subjects=10, angles=("HL", "S"), size=(48, 64))
     images, _ = kdef.scan(raw)
     out = raw.parent / "prepared"
     manifest = images.assign(split=assign(images, 0.25, 0.15, 0)[0])

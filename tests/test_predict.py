@@ -9,10 +9,10 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
-from fer import demo
-from fer.export import export_onnx, model_card, parity
-from fer.model import create, data_config, save_checkpoint
-from fer.predict import OnnxModel, TorchModel, main, predict_files
+from fer.data import synthetic
+from fer.training.model import create, data_config, save_checkpoint
+from fer.use.export import export_onnx, model_card, parity
+from fer.use.predict import OnnxModel, TorchModel, main, predict_files
 
 GRACE_HOPPER = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
 CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
@@ -41,7 +41,7 @@ def test_one_face_found_on_a_real_photo(checkpoint):
 
 def test_a_face_the_cascade_reports_twice_is_one_face(checkpoint, tmp_path):
     # Demo faces turned aside where OpenCV's cascade returns two shifted boxes for one face.
-    demo.generate(tmp_path, subjects=24, angles=("HR",), size=(96, 128))
+    synthetic.generate(tmp_path, subjects=24, angles=("HR",), size=(96, 128))
     photos = [tmp_path / "AF06" / "AF06ANHR.JPG", tmp_path / "AF08" / "AF08HAHR.JPG"]
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     for photo in photos:  # the case itself: two boxes straight from the cascade
@@ -109,7 +109,7 @@ def test_no_detect_treats_each_image_as_one_face(checkpoint):
 
 @pytest.mark.parametrize("tta", ["none", "flip"])
 def test_onnx_matches_pytorch(checkpoint, tmp_path, tta):
-    from fer.model import load_checkpoint
+    from fer.training.model import load_checkpoint
 
     model, ckpt = load_checkpoint(checkpoint)
     export_onnx(model, ckpt, tmp_path / "model.onnx", tta=tta)
@@ -124,7 +124,7 @@ def test_onnx_matches_pytorch(checkpoint, tmp_path, tta):
 
 
 def test_flip_tta_averages_a_face_with_its_mirror_image(checkpoint, tmp_path):
-    from fer.model import load_checkpoint
+    from fer.training.model import load_checkpoint
 
     model, ckpt = load_checkpoint(checkpoint)
     c = ckpt["data_config"]["input_size"][0]

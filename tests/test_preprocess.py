@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from fer.dataset import load_cache, load_split
-from fer.preprocess import blank, build, image_stats, load_image, mismatch
-from fer.split import assign
+from fer.data.cache import load_cache, load_split
+from fer.data.preprocess import blank, build, image_stats, load_image, mismatch
+from fer.data.split import assign
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fer.preprocess import build
+from fer.data.preprocess import build
 
 REPO = Path(__file__).resolve().parents[1]
 KDEF = Path(os.environ.get("FER_KDEF", REPO.parent / "KDEF"))

@@ -12,13 +12,13 @@ import pytest
 import torch
 import yaml
 
-from fer.dataset import load_split
+from fer.data.cache import load_split
+from fer.data.preprocess import build
+from fer.data.split import assign
+from fer.evaluation.plots import live_history
 from fer.io import write_csv
 from fer.params import TrainParams
-from fer.plots import live_history
-from fer.preprocess import build
-from fer.split import assign
-from fer.train import fit
+from fer.training.train import fit
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PARAMS = {"train": {"model": "test_resnet", "pretrained": False, "epochs": 6, "batch_size": 4, "lr": 1e-3,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_pipeline import TINY, make_repo, run
+from helpers import TINY, make_repo, run
 
 pytestmark = pytest.mark.e2e
 

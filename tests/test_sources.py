@@ -1,14 +1,14 @@
 import io
 import shutil
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import write_fer2013_csv
+from helpers import write_fer2013_csv
 
-from fer import FerError, formats, sources
+from fer import FerError
+from fer.data import formats, sources
 from fer.params import DataParams
 
 
@@ -89,10 +89,8 @@ def test_kaggle_without_network_fails_fast_with_the_fix(tmp_path, monkeypatch):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
     for var in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(var, raising=False)
-    start = time.perf_counter()
     with pytest.raises(FerError) as e:
         sources.fetch(DataParams(source="kaggle:tom99763/testtt"), tmp_path / "out")
-    assert time.perf_counter() - start < 30
     msg = str(e.value)
     assert "could not download Kaggle dataset 'tom99763/testtt'" in msg
     assert "kaggle.json" in msg and "data.source=demo" in msg

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 from fer import FerError
-from fer.labels import CLASSES
-from fer.split import assign, assign_folds, fold_summary, select_angles, summary
+from fer.data.labels import CLASSES
+from fer.data.split import assign, assign_folds, fold_summary, select_angles, summary
 
 
 def kdef_like(subjects: int, per_class: int = 2) -> pd.DataFrame:

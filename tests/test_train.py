@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_resumes_exactly
+from helpers import assert_resumes_exactly
 
 from fer import FerError
-from fer.model import create, data_config, save_checkpoint, to_input
+from fer.data.preprocess import load_image
 from fer.params import AugmentParams
-from fer.preprocess import load_image
-from fer.train import Batches, augmentation, fit, on_device
+from fer.training.model import create, data_config, save_checkpoint, to_input
+from fer.training.train import Batches, augmentation, fit, on_device
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +82,11 @@ def test_early_stopping_stops_and_keeps_the_best(arrays, tiny_train):
 
 
 def test_non_finite_loss_stops_with_advice(arrays, tiny_train, monkeypatch):
-    import fer.train
+    import fer.training.train
 
     train, val, classes = arrays
     # Stand-in for a diverged run: every input turns NaN, so the loss does too.
-    monkeypatch.setattr(fer.train, "augmentation", lambda aug, cfg: NanAfter(0))
+    monkeypatch.setattr(fer.training.train, "augmentation", lambda aug, cfg: NanAfter(0))
     with pytest.raises(FerError, match="loss became nan in epoch 1; lower train.lr"):
         fit(tiny_train, train, val, classes)
 
@@ -119,15 +119,15 @@ def test_starting_from_a_checkpoint_of_another_model_is_an_error(arrays, tiny_tr
 
 
 def test_non_finite_loss_keeps_the_last_good_state(arrays, tiny_train, monkeypatch, tmp_path):
-    import fer.train
+    import fer.training.train
 
     train, val, classes = arrays
     batches_per_epoch = len(train[1]) // tiny_train.batch_size
-    monkeypatch.setattr(fer.train, "augmentation", lambda aug, cfg: NanAfter(batches_per_epoch))
+    monkeypatch.setattr(fer.training.train, "augmentation", lambda aug, cfg: NanAfter(batches_per_epoch))
     with pytest.raises(FerError, match="loss became nan in epoch 2.*state after epoch 1 is kept in"):
         fit(tiny_train.model_copy(update={"epochs": 3}), train, val, classes, state_path=tmp_path / "state.pt")
     state = torch.load(tmp_path / "state.pt", weights_only=True)
-    assert len(state["history"]) == 1 and state["best"]["epoch"] == 1
+    assert len(state["progress"]["history"]) == 1 and state["progress"]["best"]["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
@@ -196,7 +196,7 @@ def test_an_interrupted_onecycle_run_resumes_exactly(arrays, tiny_train, tmp_pat
 
 
 def test_label_smoothing_is_in_the_training_loss(arrays):
-    from fer.train import train_epoch
+    from fer.training.train import train_epoch
 
     (x, y), _, classes = arrays
     torch.manual_seed(0)
@@ -235,7 +235,7 @@ def test_random_erasing_blanks_a_rectangle_in_the_share_of_images_asked(arrays):
 
 
 def test_mixup_and_cutmix_train_on_blended_images_and_soft_targets(arrays, tiny_train):
-    from fer.train import mixing, train_epoch
+    from fer.training.train import mixing, train_epoch
 
     (x, y), _, classes = arrays
     assert mixing(tiny_train, len(classes)) is None  # off by default

@@ -4,14 +4,15 @@ fine-tuning schedule that transfer needs (a frozen backbone first, a slower back
 import numpy as np
 import pytest
 import torch
-from conftest import assert_resumes_exactly
+from helpers import assert_resumes_exactly
 from timm.models import adapt_input_conv
 
 from fer import FerError
-from fer.labels import CLASSES
-from fer.model import carry, create, data_config, describe_init, save_checkpoint
+from fer.data.labels import CLASSES
 from fer.params import TrainParams
-from fer.train import adamw, fit, seed_everything, start_model
+from fer.training.model import carry, create, data_config, describe_init, save_checkpoint
+from fer.training.state import seed_everything
+from fer.training.train import adamw, fit, start_model
 
 SEVEN = list(CLASSES)  # angry disgust fear happy neutral sad surprise
 SIX = [c for c in SEVEN if c != "neutral"]  # CK+ without contempt
@@ -132,7 +133,7 @@ def test_an_interrupted_run_with_a_frozen_start_resumes_exactly(arrays, tmp_path
 
 
 def test_the_model_card_says_what_the_model_was_initialised_from(tmp_path):
-    from fer.export import model_card
+    from fer.use.export import model_card
 
     model = create("test_resnet", len(EIGHT), 1)
     init = carry(model, "test_resnet", EIGHT, checkpoint(SEVEN, channels=3), "models/fer2013.pt")

@@ -1,16 +1,26 @@
-"""What every stage script shares: reading params and turning user errors into messages."""
+"""What every stage script and command shares: reading params and turning user errors into messages."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from fer import FerError
-from fer.params import load_params
+
+
+@contextlib.contextmanager
+def user_errors(*also: type[Exception]):
+    """End the program with `error: <message>` (no traceback) on a FerError, or on one of
+    `also`: bad input or setup the user can fix. Any other exception is a bug and keeps its traceback."""
+    try:
+        yield
+    except (FerError, *also) as e:  # ParamsError is a FerError too
+        sys.exit(f"error: {e}")
 
 
 def run(main) -> None:
-    """Call `main(params)` with validated params; a FerError ends the stage with its message."""
-    try:
+    """Call a stage script's `main(params)` with params.yaml validated, under `user_errors`."""
+    from fer.params import load_params
+
+    with user_errors():
         main(load_params())
-    except FerError as e:  # ParamsError is one too
-        sys.exit(f"error: {e}")

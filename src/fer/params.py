@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fer import FerError
-from fer.labels import CODE_TABLES, KDEF_ANGLES, code_key
+from fer.data.labels import CLASS_MAPS, KDEF_ANGLES, label_key
 
 
 class Section(BaseModel):
@@ -66,11 +66,11 @@ class DataParams(Section):
     @field_validator("class_map")
     @classmethod
     def _check_class_map(cls, cmap):
-        if isinstance(cmap, str) and cmap and cmap not in CODE_TABLES:
-            raise ValueError(f"{cmap!r} is neither a preset ({', '.join(CODE_TABLES)}) nor a mapping of folder "
+        if isinstance(cmap, str) and cmap and cmap not in CLASS_MAPS:
+            raise ValueError(f"{cmap!r} is neither a preset ({', '.join(CLASS_MAPS)}) nor a mapping of folder "
                              "name or code to class, e.g. {1: surprise, 2: fear}")
         if isinstance(cmap, dict):
-            keys = [code_key(k) for k in cmap]
+            keys = [label_key(k) for k in cmap]
             if not all(keys) or not all(v.strip() for v in cmap.values()) or len(set(keys)) < len(keys):
                 raise ValueError(f"{cmap!r} needs one non-empty class per folder name or code, each name or code "
                                  "once (or \"\" for none)")
@@ -172,9 +172,8 @@ class EvaluateParams(Section):
 
 
 class ExternalSet(Section):
-    """A test set from another source, scored by the crosseval stage."""
+    """A test set from another source, scored by the crossdataset stage (its name is its key in `sets`)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     source: str
     format: Literal["kdef", "fer2013", "folders"] = "folders"
     subject_pattern: str = ""
@@ -196,15 +195,21 @@ class ExternalSet(Section):
                           classes=self.classes)
 
 
-class CrossevalParams(Section):
-    sets: tuple[ExternalSet, ...] = ()
+SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # it names the set's output files
 
-    @model_validator(mode="after")
-    def _check_names(self):
-        names = [s.name for s in self.sets]
-        if twice := sorted({n for n in names if names.count(n) > 1}):
-            raise ValueError(f"set name(s) {', '.join(twice)} appear twice: each names its output files")
-        return self
+
+class CrossDatasetParams(Section):
+    sets: dict[str, ExternalSet] = {}  # set name -> set; one crossdataset stage run per set
+
+    @field_validator("sets", mode="before")
+    @classmethod
+    def _check_names(cls, sets):
+        if isinstance(sets, dict) and (bad := [n for n in sets if not SET_NAME.match(str(n))]):
+            raise ValueError(f"set name(s) {', '.join(map(repr, bad))} must be letters, digits, '_', '.' or '-' "
+                             "(they name the output files)")
+        if isinstance(sets, (list, tuple)):
+            raise ValueError("sets is a mapping of set name -> set, e.g. {ckplus: {source: PATH, format: folders}}")
+        return sets
 
 
 class Params(Section):
@@ -213,7 +218,7 @@ class Params(Section):
     preprocess: PreprocessParams = PreprocessParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
-    crosseval: CrossevalParams = CrossevalParams()
+    crossdataset: CrossDatasetParams = CrossDatasetParams()
 
 
 class ParamsError(FerError):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer.labels import KDEF_ANGLES, KDEF_CODES, canonical
+from fer.data.labels import KDEF_ANGLES, KDEF_CODES, canonical
 
 NAME = re.compile(
     r"(?P<session>[AB])(?P<sex>[FM])(?P<number>\d{2})"

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from fer import FerError
+from fer.data.labels import canonical
 from fer.io import atomic_path
-from fer.labels import canonical
 
 
 def check_name(name: str) -> None:
@@ -117,15 +117,32 @@ def save_checkpoint(ckpt: dict, path: str | Path) -> None:
 
 
 def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
-    """The checkpoint at `path` as data (a FerError if it is missing or holds code)."""
+    """The checkpoint at `path` as data: a FerError if it is missing, is not a file torch.save
+    wrote (random bytes, a truncated or failed download, an HTML error page), or holds code."""
     # weights_only: a checkpoint is data, never code to run.
     if not Path(path).is_file():
         raise FerError(f"checkpoint {path} not found")
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise FerError(f"refusing to load {path}: it holds more than weights and plain data "
-                       f"({str(e).splitlines()[0][:200]})") from None
+        if "allowed global" in str(e) or "allowlist" in str(e):  # a pickled object of some class: code
+            raise FerError(f"refusing to load {path}: it holds more than weights and plain data "
+                           f"({_unpickle_reason(e)})") from None
+        raise _unreadable(path, e) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as e:  # a broken zip, a file cut short
+        raise _unreadable(path, e) from None
+
+
+def _unpickle_reason(e: Exception) -> str:
+    lines = [line for line in str(e).splitlines() if "global" in line] or str(e).splitlines()
+    return lines[0].strip()[:200]
+
+
+def _unreadable(path: str | Path, e: Exception) -> FerError:
+    size = Path(path).stat().st_size
+    return FerError(f"{path} is not a readable PyTorch checkpoint: torch.load cannot read its {size:,} bytes "
+                    f"({type(e).__name__}). A download or copy cut short, or a file of another kind, looks like "
+                    "this: fetch or copy the checkpoint again")
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

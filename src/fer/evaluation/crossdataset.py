@@ -1,7 +1,7 @@
 """Cross-dataset evaluation: score any checkpoint on any source the pipeline reads.
 
-    python -m fer.crosseval models/fer2013.pt ../data/ckplus48.tar.gz --format folders \
-        --subject-pattern '^(S\\d+)_' --out metrics/crosseval/ckplus.json
+    fer-crossdataset models/fer2013.pt ../data/ckplus48.tar.gz --format folders \
+        --subject-pattern '^(S\\d+)_' --out metrics/crossdataset/ckplus.json
 
 The source (a folder, an archive, kaggle:<owner>/<dataset>, a fer2013.csv) is fetched and
 read as the download and split stages read it, and every image goes through `fer-predict`'s
@@ -27,15 +27,18 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fer import FerError, evaluate, formats, sources
-from fer.evaluate import NO_ANSWER
-from fer.faces import DETECTOR
+from fer import FerError
+from fer.cli import user_errors
+from fer.data import formats, sources
+from fer.data.faces import DETECTOR
+from fer.data.labels import canonical
+from fer.data.preprocess import blank, csv_pixels
+from fer.data.split import assign, drop_repeats, select_angles
+from fer.evaluation import metrics, scoring
+from fer.evaluation.metrics import NO_ANSWER
 from fer.io import write_csv, write_json
-from fer.labels import canonical
 from fer.params import DataParams, SplitParams, parse_params
-from fer.predict import TorchModel, predict_files, read_photo
-from fer.preprocess import blank, csv_pixels
-from fer.split import assign, drop_repeats, select_angles
+from fer.use.predict import TorchModel, predict_files, read_photo
 
 
 def select(data: DataParams, raw: Path, which: str = "all", split: SplitParams | None = None, angles=()
@@ -64,7 +67,7 @@ def select(data: DataParams, raw: Path, which: str = "all", split: SplitParams |
 def score(checkpoint: str | Path, images: pd.DataFrame, raw: Path, tta: str = "flip", device: str = "auto",
           detect: bool = True) -> tuple[dict, pd.DataFrame]:
     """Metrics and `actual,predicted,path` rows of `checkpoint` on `images` (paths relative to `raw`),
-    each image through `fer.predict.predict_files` (its largest face; detect False: the whole
+    each image through `fer.use.predict.predict_files` (its largest face; detect False: the whole
     image). Returns the metrics of the images whose class the model knows, plus
     `unknown_classes` (per class: images and what the model predicted), `shared_classes`,
     `absent_classes` (the model's classes the test set lacks), `no_face` (images without an
@@ -89,8 +92,20 @@ def score(checkpoint: str | Path, images: pd.DataFrame, raw: Path, tta: str = "f
     answer = largest.set_index("file")["label"].map(classes.index)
     usable = images[~images["path"].isin(errors["file"])]
     pred = usable["path"].map(answer).fillna(NO_ANSWER).astype(int).to_numpy()
+    result, rows = score_answers(usable, pred, classes)
+    result.update({"faces": "whole image (crops)" if not detect else f"largest face found ({DETECTOR})",
+                   "undecodable": int((~no_picture).sum()), "no_picture": int(no_picture.sum())})
+    return result, rows
+
+
+def score_answers(images: pd.DataFrame, pred: np.ndarray, classes: list[str]) -> tuple[dict, pd.DataFrame]:
+    """`fer.evaluation.scoring.score` of a model's answers `pred` (indices into `classes`,
+    `NO_ANSWER` where no face was found: counted wrong) on `images` (label, angle, path).
+    Labels go through the alias table; images of classes the model does not know are counted
+    apart under `unknown_classes`, with what the model called them. Adds `shared_classes`,
+    `absent_classes` (the model's classes the test set lacks), `unknown_images` and `no_face`."""
     index = {canonical(c) or c: i for i, c in enumerate(classes)}
-    labels = usable["label"].map(lambda c: canonical(c) or c)
+    labels = images["label"].map(lambda c: canonical(c) or c)
     known = labels.isin(index).to_numpy()
     y_true, y_pred = labels[known].map(index).to_numpy(), pred[known]
     if not known.any():
@@ -99,30 +114,26 @@ def score(checkpoint: str | Path, images: pd.DataFrame, raw: Path, tta: str = "f
     present = sorted(set(y_true))
     with warnings.catch_warnings():  # the model may answer a class the test set lacks (neutral on CK+): expected
         warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
-        result = evaluate.metrics(y_true, y_pred, classes, y_true, usable["angle"][known], scored=present)
-    named = evaluate.class_names(pred[~known], classes)
-    unknown = pd.DataFrame({"label": labels[~known], "predicted": named})
+        result, rows = scoring.score(y_true, y_pred, classes, y_true, images["angle"][known], scored=present,
+                                     paths=images["path"][known])
+    unknown = pd.DataFrame({"label": labels[~known], "predicted": metrics.class_names(pred[~known], classes)})
     result.update({
         "shared_classes": [classes[i] for i in present],
         "absent_classes": [c for i, c in enumerate(classes) if i not in present],
         "unknown_images": int((~known).sum()),
         "unknown_classes": {label: {"images": len(g), "predicted": {c: int(n) for c, n in g["predicted"].value_counts().items()}}
                             for label, g in unknown.groupby("label")},
-        "faces": "whole image (crops)" if not detect else f"largest face found ({DETECTOR})",
         "no_face": int((y_pred == NO_ANSWER).sum()),
-        "undecodable": int((~no_picture).sum()),
-        "no_picture": int(no_picture.sum()),
     })
-    rows = evaluate.confusion_rows(y_true, y_pred, classes)
-    return result, rows.assign(path=usable["path"][known].to_numpy())  # which photo: to look at what failed
+    return result, rows
 
 
-def crosseval(checkpoint: str | Path, data: DataParams, which: str = "all", split: SplitParams | None = None,
+def crossdataset(checkpoint: str | Path, data: DataParams, which: str = "all", split: SplitParams | None = None,
               tta: str = "flip", device: str = "auto", crops: bool = False, angles=()) -> tuple[dict, pd.DataFrame]:
     """`score` on `data.source`, fetched into a temporary folder: (metrics, confusion rows).
     crops: the images are face crops already (no detection); angles: as `select`. The metrics add `dataset`,
     `format`, `protocol`, `checkpoint` and `tta`."""
-    with tempfile.TemporaryDirectory(prefix="fer-crosseval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="fer-crossdataset-") as tmp:
         raw = sources.fetch(data, Path(tmp) / "raw")
         images, protocol = select(data, raw, which, split, angles)
         result, confusion = score(checkpoint, images, raw, tta, device, detect=not crops)
@@ -133,7 +144,7 @@ def crosseval(checkpoint: str | Path, data: DataParams, which: str = "all", spli
 
 def summary(result: dict) -> str:
     """The result in one line for the log."""
-    line = (f"crosseval: {result['checkpoint']} on {result['dataset']} ({result['protocol']}): accuracy "
+    line = (f"crossdataset: {result['checkpoint']} on {result['dataset']} ({result['protocol']}): accuracy "
             f"{result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f} over {result['test_images']} images of "
             f"{len(result['shared_classes'])} shared classes, faces: {result['faces']}")
     if result["no_face"]:
@@ -145,7 +156,7 @@ def summary(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fer.crosseval", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="fer-crossdataset", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="a train-stage checkpoint (e.g. a copy of models/best.pt)")
     parser.add_argument("source", help="a folder, .zip/.tar.gz archive, kaggle:<owner>/<dataset> or fer2013.csv")
     parser.add_argument("--format", default="folders", help="kdef, fer2013 or folders (default: %(default)s)")
@@ -165,15 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the metrics here as JSON")
     parser.add_argument("--confusion", type=Path, help="write actual,predicted,path rows here (default: --out as .csv)")
     args = parser.parse_args(argv)
-    try:
+    with user_errors():
         p = parse_params({"data": {"source": args.source, "format": args.format, "classes": args.classes,
                                    "subject_pattern": args.subject_pattern},
                           "split": {"val": args.val, "test": args.test, "seed": args.seed, "group_by": args.group_by}},
                          origin="the arguments")
-        result, confusion = crosseval(args.checkpoint, p.data, args.split, p.split, args.tta, args.device, args.crops,
-                                      args.angles)
-    except FerError as e:
-        sys.exit(f"error: {e}")
+        result, confusion = crossdataset(args.checkpoint, p.data, args.split, p.split, args.tta, args.device,
+                                         args.crops, args.angles)
     if args.out:
         write_json(result, args.out)
     if args.confusion or args.out:

@@ -31,15 +31,15 @@ _LOOKUP = {alias: name for name, aliases in ALIASES.items() for alias in (name, 
 
 # fer2013.csv's `emotion` column.
 FER2013_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-# The published code tables of datasets that label by number (folder names or a label
+# The published class maps (label code -> class) of datasets that label by number (folder names or a label
 # column). Contempt (AffectNet, CK+) is outside the vocabulary and keeps its own name.
-CODE_TABLES = {
+CLASS_MAPS = {
     "rafdb": dict(enumerate(("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral"), start=1)),
     "affectnet": dict(enumerate(("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry", "contempt"))),
     "fer2013": dict(enumerate(FER2013_EMOTIONS)),
     "ckplus": dict(enumerate(("neutral", "angry", "contempt", "disgust", "fear", "happy", "sad", "surprise"))),
 }
-CODE_TABLES = {name: {str(code): label for code, label in table.items()} for name, table in CODE_TABLES.items()}
+CLASS_MAPS = {name: {str(code): label for code, label in table.items()} for name, table in CLASS_MAPS.items()}
 
 
 def canonical(name: str) -> str | None:
@@ -88,7 +88,7 @@ def near_miss(name: str) -> str | None:
     return None
 
 
-def code_key(value) -> str:
+def label_key(value) -> str:
     """A label as a lookup key: trimmed, lower case, and a number as its integer
     ("01", 1, "3.0000000e+00" -> "1", "1", "3")."""
     text = str(value).strip().lower()
@@ -99,11 +99,11 @@ def code_key(value) -> str:
     return str(int(number)) if number.is_integer() else text
 
 
-def code_table(class_map: str | dict) -> dict[str, str] | None:
-    """The table that `data.class_map` names, keyed by `code_key`: a CODE_TABLES preset, or
-    the user's own mapping with each class through the alias table; None for "" (no table)."""
+def read_class_map(class_map: str | dict) -> dict[str, str] | None:
+    """The class map that `data.class_map` names, keyed by `label_key`: a CLASS_MAPS preset, or
+    the user's own mapping with each class through the alias table; None for "" (none)."""
     if not class_map:
         return None
     if isinstance(class_map, str):
-        return CODE_TABLES[class_map]
-    return {code_key(k): canonical(str(v)) or plain_name(str(v)) for k, v in class_map.items()}
+        return CLASS_MAPS[class_map]
+    return {label_key(k): canonical(str(v)) or plain_name(str(v)) for k, v in class_map.items()}

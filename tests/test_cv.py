@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer import FerError, crossval
-from fer.compare import compare, main, read_cv, report
-from fer.cvstats import fold_table, paired, summarize, t_interval
-from fer.labels import CLASSES
+from fer import FerError
+from fer.data.labels import CLASSES
+from fer.data.split import assign_folds
+from fer.evaluation import folds as cv
+from fer.evaluation.compare import compare, main, read_cv, report
+from fer.evaluation.fold_stats import fold_table, paired, summarize, t_interval
 from fer.params import Params
-from fer.split import assign_folds
 
 
 @pytest.fixture
@@ -32,9 +33,9 @@ def tiny_cv(tiny_train):
 
 def test_a_fold_is_tested_on_its_own_people_and_a_finished_fold_is_kept(tiny_cv, tmp_path, monkeypatch):
     params, images, meta, folds, cache_meta = tiny_cv
-    rows = crossval.fold_rows(folds, meta, 1)
+    rows = cv.fold_rows(folds, meta, 1)
     assert set(meta["subject"].iloc[rows["test"]]).isdisjoint(meta["subject"].iloc[np.r_[rows["train"], rows["val"]]])
-    result = crossval.run_fold(params, images, meta, rows, 1, cache_meta, tmp_path)
+    result = cv.run_fold(params, images, meta, rows, 1, cache_meta, tmp_path)
     assert result["predictions"]["path"] == meta["path"].iloc[rows["test"]].tolist()
     assert result["metrics"]["test_images"] == len(rows["test"]) and 0 <= result["metrics"]["accuracy"] <= 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fold-1.json"]  # no checkpoint or train state left
@@ -42,11 +43,11 @@ def test_a_fold_is_tested_on_its_own_people_and_a_finished_fold_is_kept(tiny_cv,
     def no_training(*args, **kwargs):
         raise AssertionError("a finished fold was trained again")
 
-    monkeypatch.setattr(crossval, "fit", no_training)
-    assert crossval.run_fold(params, images, meta, rows, 1, cache_meta, tmp_path) == result
+    monkeypatch.setattr(cv, "train_run", no_training)
+    assert cv.run_fold(params, images, meta, rows, 1, cache_meta, tmp_path) == result
     other = Params(train=params.train.model_copy(update={"lr": 0.01}))
     with pytest.raises(AssertionError, match="trained again"):  # other params: the kept result is not theirs
-        crossval.run_fold(other, images, meta, rows, 1, cache_meta, tmp_path)
+        cv.run_fold(other, images, meta, rows, 1, cache_meta, tmp_path)
 
 
 def fake_folds(accuracies):

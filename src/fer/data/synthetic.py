@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fer.labels import KDEF_ANGLES, KDEF_CODES
+from fer.data.labels import KDEF_ANGLES, KDEF_CODES
 
 EXPRESSIONS = tuple(KDEF_CODES)
 ANGLES = KDEF_ANGLES

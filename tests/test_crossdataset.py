@@ -14,10 +14,10 @@ from PIL import Image
 from sklearn.metrics import f1_score
 
 from fer import FerError
-from fer.crosseval import crosseval, main
-from fer.model import create, data_config, load_checkpoint, predict, save_checkpoint
+from fer.data.preprocess import load_image
+from fer.evaluation.crossdataset import crossdataset, main
 from fer.params import DataParams
-from fer.preprocess import load_image
+from fer.training.model import create, data_config, load_checkpoint, predict, save_checkpoint
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 MODEL_CLASSES = ["angry", "happy", "neutral", "sad"]  # the model has no contempt; the data has no neutral
@@ -48,7 +48,7 @@ def checkpoint(tmp_path_factory):
 
 def test_classes_the_model_lacks_are_reported_apart_and_left_out_of_accuracy(dataset, checkpoint):
     data = DataParams(source=str(dataset), format="folders", subject_pattern=r"^(S\d+)_")
-    result, confusion = crosseval(checkpoint, data, tta="none", device="cpu", crops=True)
+    result, confusion = crossdataset(checkpoint, data, tta="none", device="cpu", crops=True)
 
     # what the model says, face by face, through the preprocess stage's decoding
     model, ckpt = load_checkpoint(checkpoint)
@@ -92,20 +92,20 @@ def test_a_source_with_no_class_the_model_knows_is_an_error(tmp_path, checkpoint
             tmp_path / "contempt" / f"{name}.png")
     data = DataParams(source=str(tmp_path), format="folders", classes=("contempt",))
     with pytest.raises(FerError, match="none of the test classes .contempt. is one the model knows"):
-        crosseval(checkpoint, data, device="cpu")
+        crossdataset(checkpoint, data, device="cpu")
 
 
 def test_the_stage_scores_the_set_named_in_params(dataset, checkpoint, tmp_path):
-    sets = [{"name": "ck", "source": str(dataset), "subject_pattern": r"^(S\d+)_", "crops": True}]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"crosseval": {"sets": sets}, "evaluate": {"tta": "none"}}))
-    cmd = [sys.executable, str(SRC / "crosseval.py"), str(checkpoint)]
+    sets = {"ck": {"source": str(dataset), "subject_pattern": r"^(S\d+)_", "crops": True}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"crossdataset": {"sets": sets}, "evaluate": {"tta": "none"}}))
+    cmd = [sys.executable, str(SRC / "crossdataset.py"), str(checkpoint)]
     done = subprocess.run(cmd + ["ck", "m/ck.json", "p/ck.csv"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "m/ck.json").read_text())
     assert result["name"] == "ck" and result["test_images"] == 9 and result["tta"] == "none"
     assert (tmp_path / "p/ck.csv").is_file()
     wrong = subprocess.run(cmd + ["kdef", "m/x.json", "p/x.csv"], cwd=tmp_path, capture_output=True, text=True)
-    assert wrong.returncode == 1 and "crosseval.sets has no set named 'kdef' (it has ck)" in wrong.stderr
+    assert wrong.returncode == 1 and "crossdataset.sets has no set named 'kdef' (it has ck)" in wrong.stderr
 
 
 def test_a_source_with_no_usable_picture_says_so(tmp_path, checkpoint):
@@ -113,16 +113,16 @@ def test_a_source_with_no_usable_picture_says_so(tmp_path, checkpoint):
     Image.new("L", (40, 40)).save(tmp_path / "happy" / "black.png")
     data = DataParams(source=str(tmp_path), format="folders")
     with pytest.raises(FerError, match="none of the 1 images could be used: 1 no picture"):
-        crosseval(checkpoint, data, device="cpu")
+        crossdataset(checkpoint, data, device="cpu")
 
 
 def test_scoring_gives_each_photo_the_label_fer_predict_gives(tmp_path):
     # photos (faces to find, and a wall without one) scored as a user's fer-predict would
-    from fer import demo
-    from fer.faces import margin_framing
-    from fer.predict import TorchModel, predict_files
+    from fer.data import synthetic
+    from fer.data.faces import margin_framing
+    from fer.use.predict import TorchModel, predict_files
 
-    demo.generate(tmp_path / "kdef", subjects=2, angles=("HL", "S"), size=(96, 128))
+    synthetic.generate(tmp_path / "kdef", subjects=2, angles=("HL", "S"), size=(96, 128))
     wall = np.full((128, 96, 3), 150, dtype=np.uint8)
     wall[::16] = 60
     Image.fromarray(wall).save(tmp_path / "kdef" / "AF01" / "AF01HAFR.JPG")  # no face: no answer
@@ -134,7 +134,7 @@ def test_scoring_gives_each_photo_the_label_fer_predict_gives(tmp_path):
     save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": classes,
                      "data_config": {**data_config(model, 32, 3), "face": face}, "params": {}, "epoch": 1}, checkpoint)
 
-    result, rows = crosseval(checkpoint, DataParams(source=str(tmp_path / "kdef"), format="kdef"), device="cpu")
+    result, rows = crossdataset(checkpoint, DataParams(source=str(tmp_path / "kdef"), format="kdef"), device="cpu")
     faces, _ = predict_files(sorted((tmp_path / "kdef").rglob("*.JPG")), TorchModel(checkpoint, "cpu"))
     said = faces.sort_values("w").groupby("file").tail(1).set_index("file")["label"]
     assert len(said) == len(rows) - 1 == result["test_images"] - 1
@@ -143,6 +143,6 @@ def test_scoring_gives_each_photo_the_label_fer_predict_gives(tmp_path):
     assert result["no_face"] == 1 and rows.set_index("path").loc["AF01/AF01HAFR.JPG", "predicted"] == "no face"
     assert result["accuracy"] == pytest.approx(np.mean(rows["actual"] == rows["predicted"]))
     assert "largest face found" in result["faces"]
-    frontal, rows = crosseval(checkpoint, DataParams(source=str(tmp_path / "kdef"), format="kdef"), device="cpu",
+    frontal, rows = crossdataset(checkpoint, DataParams(source=str(tmp_path / "kdef"), format="kdef"), device="cpu",
                               angles=("S",))
     assert frontal["protocol"] == "cross-dataset, all 28 images at S" and all(rows["path"].str.endswith("S.JPG"))

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+SPLITS = ("train", "val", "test")  # the split stage's names, which the manifest's `split` column holds
+
 
 def cache_files(prepared_dir: str | Path) -> tuple[Path, Path]:
     """Where the cached images (.npy) and their facts (.csv) live."""
@@ -22,9 +24,11 @@ def cache_files(prepared_dir: str | Path) -> tuple[Path, Path]:
 def load_cache(prepared_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
     """Every cached (N, C, H, W) uint8 image (memory-mapped) and its facts."""
     npy, csv = cache_files(prepared_dir)
-    images = np.load(npy, mmap_mode="r")
-    meta = pd.read_csv(csv, dtype={"path": str, "subject": str, "session": str, "angle": str})
-    return images, meta
+    return np.load(npy, mmap_mode="r"), _read_facts(csv)
+
+
+def _read_facts(csv: Path) -> pd.DataFrame:
+    return pd.read_csv(csv, dtype={"path": str, "subject": str, "session": str, "angle": str})
 
 
 def split_rows(meta: pd.DataFrame, manifest: pd.DataFrame, split: str) -> np.ndarray:
@@ -48,3 +52,11 @@ def load_split(prepared_dir: str | Path, manifest: str | Path | pd.DataFrame, sp
     images, meta = load_cache(prepared_dir)
     rows = split_rows(meta, manifest, split)
     return np.asarray(images[rows]), meta.iloc[rows].reset_index(drop=True)
+
+
+def load_facts(prepared_dir: str | Path, manifest: str | Path | pd.DataFrame, split: str) -> pd.DataFrame:
+    """The facts of `split`'s cached images, as `load_split` gives them, without reading any pixels."""
+    if not isinstance(manifest, pd.DataFrame):
+        manifest = read_manifest(manifest)
+    meta = _read_facts(cache_files(prepared_dir)[1])
+    return meta.iloc[split_rows(meta, manifest, split)].reset_index(drop=True)

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
-from tqdm import tqdm
 
-from fer import faces
-from fer.dataset import cache_files
+from fer.data import faces
+from fer.data.cache import cache_files
+from fer.data.labels import CLASSES
 from fer.io import atomic_path, write_csv, write_json
-from fer.labels import CLASSES
+from fer.progress import progress
 
 META_COLUMNS = ["path", "label", "target", "subject", "angle", "session"]
 
@@ -119,7 +119,7 @@ def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size:
     """Write `images.npy`, `images.csv` and `meta.json` into `out_dir`: every image once.
 
     images: the split stage's images.csv rows (`path` relative to raw_root, `label`, ...),
-    whatever the split: the split chooses rows from this cache (`fer.dataset.load_split`).
+    whatever the split: the split chooses rows from this cache (`fer.data.cache.load_split`).
     face_margin: crop each image to its largest face with this margin (`load_face`), as
     `fer-predict` does, and with `align` level its eyes; None: the centre square of the whole
     image. An image without a face is then kept whole (no_face "keep") or left out ("skip");
@@ -145,7 +145,7 @@ def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size:
                                         shape=(len(images), 1 if grayscale else 3, size, size))
         ok = np.zeros(len(images), dtype=bool)
         results = pool.imap(load, sources, chunksize=64)
-        for i, (img, reason, face) in enumerate(tqdm(results, total=len(images), desc="decode", unit="img", disable=None)):
+        for i, (img, reason, face) in enumerate(progress(results, "preprocess: decode", len(images), "images")):
             if face is not None:
                 found.append((images["path"][i], face))
             if img is None:

@@ -1,7 +1,7 @@
 """Applying a trained model to photos: find the faces, crop them as preprocess did, classify.
 
-    python -m fer.predict photos/ more/*.jpg --json predictions.json --annotate annotated/
-    python -m fer.predict crops/ --no-detect --onnx models/model.onnx --csv predictions.csv
+    fer-predict photos/ more/*.jpg --json predictions.json --annotate annotated/
+    fer-predict crops/ --no-detect --onnx models/model.onnx --csv predictions.csv
 
 Everything the model needs (classes, input size, channels, normalisation) comes from the
 checkpoint, or from the metadata the export stage writes into the ONNX file.
@@ -21,9 +21,11 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from fer import FerError
-from fer.faces import DETECTOR, MARGIN, MIN_FACE, crop, find_faces, margin_framing, rounded
-from fer.formats import IMAGE_SUFFIXES
-from fer.preprocess import load_image, open_image
+from fer.cli import user_errors
+from fer.data.faces import DETECTOR, MARGIN, MIN_FACE, crop, find_faces, margin_framing, rounded
+from fer.data.formats import IMAGE_SUFFIXES
+from fer.data.preprocess import load_image, open_image
+from fer.progress import progress
 
 DEFAULT_CHECKPOINT = "models/best.pt"
 
@@ -43,9 +45,9 @@ def expand(inputs: list[str]) -> list[Path]:
 
 
 def framing(data_config: dict) -> tuple[dict, bool]:
-    """How the model's training images framed their faces, as (`fer.faces` framing, align):
+    """How the model's training images framed their faces, as (`fer.data.faces` framing, align):
     the face crop preprocess made (`data_config["face"]`), else the framing it measured on
-    images that were face crops already (`data_config["framing"]`), else `fer.faces.MARGIN`."""
+    images that were face crops already (`data_config["framing"]`), else `fer.data.faces.MARGIN`."""
     face = data_config.get("face")
     if face:  # checkpoints from before alignment record the margin only
         return face.get("framing") or margin_framing(face["margin"]), bool(face.get("align"))
@@ -76,8 +78,8 @@ class TorchModel:
     def __init__(self, checkpoint: str | Path, device: str = "auto", tta: str = "flip"):
         import torch
 
-        from fer.model import load_checkpoint
-        from fer.train import resolve_device
+        from fer.device import resolve_device
+        from fer.training.model import load_checkpoint
 
         self.device = resolve_device(device)
         self.model, ckpt = load_checkpoint(checkpoint, self.device)
@@ -85,7 +87,7 @@ class TorchModel:
         self._torch = torch
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        from fer.model import predict
+        from fer.training.model import predict
 
         logits = predict(self.model, batch, self.data_config, self.device, tta=self.tta)
         return self._torch.softmax(logits, 1).numpy()
@@ -118,7 +120,7 @@ def predict_files(files: list, model, detect: bool = True, batch_size: int = 64,
     Returns (faces DataFrame, errors DataFrame with `file`, `error`).
     """
     rows, crops, probs, errors = [], [], [], []
-    for f in files:
+    for f in progress(files, "fer-predict", unit="files", leave=False):
         try:
             image = read(f)
         except Exception as e:  # unreadable: report it and go on with the others
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="flip: average each face with its mirror image, as evaluate.tta=flip (the default) "
                              "scores the test split; an ONNX file does what it was exported with")
     args = parser.parse_args(argv)
-    try:
+    with user_errors(FileNotFoundError):
         model = OnnxModel(args.onnx) if args.onnx else TorchModel(args.checkpoint, args.device, args.tta or "flip")
         if args.onnx and args.tta and args.tta != model.tta:
             raise FerError(f"{args.onnx} was exported with tta {model.tta}, so --tta {args.tta} cannot apply; "
@@ -185,8 +187,6 @@ def main(argv: list[str] | None = None) -> int:
         if not files:
             raise FerError(f"no image files in {' '.join(args.inputs)}")
         faces, errors = predict_files(files, model, detect=not args.no_detect, batch_size=args.batch_size)
-    except (FerError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
     for e in errors.itertuples():
         print(f"skipped {e.file}: {e.error}", file=sys.stderr)
     records = json.dumps(faces.to_dict("records"), indent=2)

@@ -18,9 +18,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer import FerError, kdef
-from fer.labels import (CLASSES, CODE_TABLES, FER2013_EMOTIONS, canonical, classes_in, code_key, code_table,
-                        near_miss, plain_name)
+from fer import FerError
+from fer.data import kdef
+from fer.data.labels import (
+    CLASS_MAPS,
+    CLASSES,
+    FER2013_EMOTIONS,
+    canonical,
+    classes_in,
+    label_key,
+    near_miss,
+    plain_name,
+    read_class_map,
+)
 
 COLUMNS = ["path", "label", "subject", "session", "sex", "angle", "official", "raw_label", "digest"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -59,7 +69,7 @@ def scan(root: str | Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _read(root: Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
-    table = code_table(data.class_map)
+    class_map = read_class_map(data.class_map)
     if data.format == "kdef":
         images, skipped = kdef.scan(root)
         images["raw_label"] = [kdef.NAME.fullmatch(Path(p).name)["code"].upper() for p in images["path"]]
@@ -67,26 +77,26 @@ def _read(root: Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
     if data.format == "fer2013":
         return scan_fer2013(root)
     if data.format == "csv":
-        return scan_csv(root, data.label_csv, table)
+        return scan_csv(root, data.label_csv, class_map)
     if data.format == "ckplus":
-        return scan_ckplus(root, table or CODE_TABLES["ckplus"], data.ckplus_frames, data.ckplus_neutral)
-    return scan_folders(root, data.subject_pattern, table)
+        return scan_ckplus(root, class_map or CLASS_MAPS["ckplus"], data.ckplus_frames, data.ckplus_neutral)
+    return scan_folders(root, data.subject_pattern, class_map)
 
 
-def label_map(names, table: dict[str, str] | None, what: str) -> dict[str, str]:
+def map_labels(names, class_map: dict[str, str] | None, what: str) -> dict[str, str]:
     """The class of each label as the dataset writes it (`what`: "class folder", "label", ...).
 
-    A name is looked up in `table` (from `data.class_map`, keyed by `code_key`) first, then
+    A name is looked up in `class_map` (from `data.class_map`, keyed by `label_key`) first, then
     read through the alias table by the expression word it contains ("1 - Happy", "03_sad");
     a name outside the vocabulary keeps its words as its class ("8 - Contempt": contempt).
-    Raises FerError listing every name that is a number no table maps, names two classes,
+    Raises FerError listing every name that is a number no class map maps, names two classes,
     or looks like a misspelt class.
     """
     mapping, numbers, twice, misspelt = {}, [], [], []
     for name in sorted(set(names)):
-        key, found = code_key(name), classes_in(name)
-        if table is not None and key in table:
-            mapping[name] = table[key]
+        key, found = label_key(name), classes_in(name)
+        if class_map is not None and key in class_map:
+            mapping[name] = class_map[key]
         elif len(found) == 1:
             mapping[name] = found.pop()
         elif found:
@@ -98,12 +108,12 @@ def label_map(names, table: dict[str, str] | None, what: str) -> dict[str, str]:
         else:
             mapping[name] = plain_name(name)
     problems = []
-    if numbers and table is None:
+    if numbers and class_map is None:
         problems.append(f"{what}s {_some(numbers)} are numbers: say what they mean with data.class_map, "
-                        f"a published code table ({', '.join(CODE_TABLES)}; e.g. -S data.class_map=rafdb) "
+                        f"a published class map ({', '.join(CLASS_MAPS)}; e.g. -S data.class_map=rafdb) "
                         "or your own (-S 'data.class_map={1: surprise, 2: fear}')")
     elif numbers:
-        problems.append(f"{what}s {_some(numbers)} are not in data.class_map (it maps {', '.join(table)})")
+        problems.append(f"{what}s {_some(numbers)} are not in data.class_map (it maps {', '.join(class_map)})")
     if twice:
         problems.append(f"{what}s {_some(twice)} name two classes: rename them or map them with data.class_map")
     if misspelt:
@@ -118,7 +128,7 @@ def _some(names: list[str], n: int = 10) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
-def label_mapping(images: pd.DataFrame) -> dict[str, str]:
+def class_map_used(images: pd.DataFrame) -> dict[str, str]:
     """The mapping a scan used, label as written -> class, codes in numeric order (for metrics/split.json)."""
     pairs = images.loc[images["raw_label"] != "", ["raw_label", "label"]].drop_duplicates()
     ordered = sorted(zip(pairs["raw_label"], pairs["label"]),
@@ -139,10 +149,10 @@ def _split_folder(file: Path, root: Path) -> str:
 
 
 def scan_folders(root: Path, subject_pattern: str = "",
-                 table: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`<root>/[<split>/]<class>/<image>`: the class is the image's folder, through `label_map`.
+                 class_map: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`<root>/[<split>/]<class>/<image>`: the class is the image's folder, through `map_labels`.
 
-    table: `data.class_map`'s table, for numeric folders. subject_pattern: a regex whose
+    class_map: `data.class_map` as read, for numeric folders. subject_pattern: a regex whose
     one group, searched in the file name, is the subject id; a file it does not match is
     skipped.
     """
@@ -176,7 +186,7 @@ def scan_folders(root: Path, subject_pattern: str = "",
         raise FerError(f"no image is inside a class folder, and {_some(csvs, 3)} may hold the labels: "
                        "set data.format=csv to read them (data.format=fer2013 for FER2013's fer2013.csv)")
     images = pd.DataFrame(rows, columns=COLUMNS)
-    images["label"] = images["raw_label"].map(label_map(images["raw_label"], table, "class folder"))
+    images["label"] = images["raw_label"].map(map_labels(images["raw_label"], class_map, "class folder"))
     return images, pd.DataFrame(skipped, columns=["path", "reason"])
 
 
@@ -224,9 +234,9 @@ CSV_COLUMNS = {
 }
 
 
-def scan_csv(root: Path, columns, table: dict[str, str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def scan_csv(root: Path, columns, class_map: dict[str, str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Images named by the rows of label CSVs (`data.label_csv`): image path, label (a class
-    name, alias or code read through `label_map`) and, if present, subject.
+    name, alias or code read through `map_labels`) and, if present, subject.
 
     A path is looked up beside its CSV, then under root, then by its file name anywhere
     under root (copies that list bare names of files kept in class folders). A row whose
@@ -259,7 +269,7 @@ def scan_csv(root: Path, columns, table: dict[str, str] | None) -> tuple[pd.Data
                        f"{skipped[0][0]!r}); image paths are read beside the CSV, under the source folder, "
                        "or by file name" if skipped else f"the label CSVs under {root} have no rows")
     images = pd.DataFrame(rows, columns=COLUMNS)
-    images["label"] = images["raw_label"].map(label_map(images["raw_label"], table, "label"))
+    images["label"] = images["raw_label"].map(map_labels(images["raw_label"], class_map, "label"))
     skipped += [(f, "not an image file" if Path(f).suffix.lower() not in IMAGE_SUFFIXES else "no row of the label CSV "
                  "names it") for f in sorted(files - used)]
     return images, pd.DataFrame(skipped, columns=["path", "reason"])
@@ -326,9 +336,9 @@ CKPLUS_FRAME = re.compile(r"(?:^|/)(S\d+)/(\d+)/[^/]+$", re.IGNORECASE)
 CKPLUS_EMOTION = re.compile(r"(?:^|/)(S\d+)/(\d+)/[^/]*_emotion\.txt$", re.IGNORECASE)
 
 
-def scan_ckplus(root: Path, table: dict[str, str], last: int, first_neutral: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+def scan_ckplus(root: Path, class_map: dict[str, str], last: int, first_neutral: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The CK+ release: the `last` frames of each labelled sequence as its expression (by
-    `table`, CK+'s Emotion codes unless data.class_map says otherwise) and, if
+    `class_map`, CK+'s Emotion codes unless data.class_map says otherwise) and, if
     `first_neutral`, its first frame as neutral; the subject is the S### folder.
 
     skipped lists each sequence without an Emotion file (once, with its frame count), label
@@ -354,14 +364,14 @@ def scan_ckplus(root: Path, table: dict[str, str], last: int, first_neutral: boo
                 if key not in frames]
     images = pd.DataFrame(rows, columns=COLUMNS)
     expressions = images["raw_label"][images["raw_label"] != "first frame"]
-    mapping = {**label_map(expressions, table, "CK+ Emotion code"), "first frame": "neutral"}
+    mapping = {**map_labels(expressions, class_map, "CK+ Emotion code"), "first frame": "neutral"}
     images["label"] = images["raw_label"].map(mapping)
     return images, pd.DataFrame(skipped, columns=["path", "reason"])
 
 
 def _ckplus_files(root: Path) -> tuple[dict, dict, list]:
     """(frames, codes, skipped): the image files of each (subject, sequence), its Emotion
-    code as (label file, code_key), and the files that are neither."""
+    code as (label file, label_key), and the files that are neither."""
     frames: dict[tuple[str, str], list[str]] = {}
     codes: dict[tuple[str, str], tuple[str, str]] = {}
     skipped = []
@@ -370,7 +380,7 @@ def _ckplus_files(root: Path) -> tuple[dict, dict, list]:
         if m := CKPLUS_EMOTION.search(rel):
             text = file.read_text(errors="replace").strip()
             try:
-                codes[(m[1].upper(), m[2])] = (rel, code_key(float(text.split()[0])))
+                codes[(m[1].upper(), m[2])] = (rel, label_key(float(text.split()[0])))
             except (ValueError, IndexError):
                 skipped.append((rel, f"not a CK+ Emotion code: {text[:40]!r}"))
         elif file.suffix.lower() == ".txt":

@@ -22,8 +22,7 @@ from sklearn.model_selection import (
 )
 
 from fer import FerError
-
-SPLITS = ("train", "val", "test")
+from fer.data.cache import SPLITS
 
 
 def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: str = "subject") -> tuple[pd.Series, str]:

@@ -9,7 +9,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, classificat
 NO_ANSWER = -1  # the predicted index of an image in which no face was found: wrong for every class
 
 
-def metrics(y_true, y_pred, classes: list[str], train_targets, angles=None, scored=None) -> dict:
+def compute(y_true, y_pred, classes: list[str], train_targets, angles=None, scored=None) -> dict:
     """Flat headline metrics plus nested detail.
 
     y_true, y_pred: class indices of the test images; train_targets: those of the train

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from fer.io import atomic_path
-from fer.model import describe_init, flip_average
+from fer.training.model import describe_init, flip_average
 
 
 class Probabilities(nn.Module):
@@ -59,7 +59,7 @@ def parity(model: nn.Module, ckpt: dict, onnx_path: str | Path, images: np.ndarr
     """Largest absolute difference between PyTorch's and onnxruntime's probabilities on `images`."""
     import onnxruntime
 
-    from fer.model import predict
+    from fer.training.model import predict
 
     torch_probs = predict(model, images, ckpt["data_config"], torch.device("cpu"), tta=tta).softmax(1).numpy()
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -89,13 +89,7 @@ def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_nam
     rows = "\n".join(
         f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
         for c, m in metrics["per_class"].items())
-    overlap = split.get("subject_overlap")
-    honesty = ("No person appears in two splits (subject overlap 0): the test numbers are on unseen people."
-               if overlap == 0 else
-               "Subjects are unknown or shared between splits: the test numbers may be optimistic for new people."
-               if split.get("protocol") != "official split" else
-               "The dataset's official split was used; it does not identify people, so some may appear in two splits.")
-    cfg = ckpt["data_config"]
+    cfg, honesty = ckpt["data_config"], _honesty(split)
     schedule = ("OneCycleLR (warm-up, then annealing to ~0)" if p.get("schedule") == "onecycle" else
                 f"ReduceLROnPlateau (patience {p.get('lr_patience')}, factor {p.get('lr_factor')})")
     init = describe_init(ckpt.get("init"))
@@ -143,6 +137,15 @@ AdamW lr {p.get('lr')}, weight decay {p.get('weight_decay')}, batch {p.get('batc
   make decisions about people (hiring, policing, health, education).
 - Accuracy differs by class (see the table); check it on data like yours before relying on it.
 """
+
+
+def _honesty(split: dict) -> str:
+    """What the split stage's summary says about people seen in training and in test."""
+    if split.get("subject_overlap") == 0:
+        return "No person appears in two splits (subject overlap 0): the test numbers are on unseen people."
+    if split.get("protocol") != "official split":
+        return "Subjects are unknown or shared between splits: the test numbers may be optimistic for new people."
+    return "The dataset's official split was used; it does not identify people, so some may appear in two splits."
 
 
 def _finetune(p: dict) -> str:

@@ -57,9 +57,9 @@ def fetch(data: DataParams, out_dir: str | Path, warn: Callable[[str], None] = p
     source = data.source
     check(data)
     if source == "demo":
-        from fer import demo
+        from fer.data import synthetic
 
-        demo.generate(out_dir, subjects=data.demo_subjects, angles=data.demo_angles, size=data.demo_size)
+        synthetic.generate(out_dir, subjects=data.demo_subjects, angles=data.demo_angles, size=data.demo_size)
     elif source.startswith("kaggle:"):
         _copy_tree(kaggle_download(source.removeprefix("kaggle:")), out_dir, warn)
     elif Path(source).is_dir():

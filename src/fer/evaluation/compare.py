@@ -1,6 +1,6 @@
 """Does cross-validation B beat A beyond the folds' noise?
 
-    python -m fer.compare EXP_A EXP_B        # experiment names as `dvc exp show` lists them
+    fer-compare EXP_A EXP_B # experiment names as `dvc exp show` lists them
 
 EXP_A, EXP_B: experiment names, git revisions, or paths of cv.json files. Both runs must
 have the same folds (same data, split.folds and split.seed: the same people are tested in
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from fer import FerError
-from fer.cvstats import CONFIDENCE, HEADLINE, paired
+from fer.cli import user_errors
+from fer.evaluation.fold_stats import CONFIDENCE, HEADLINE, paired
 
 CV_METRICS = "metrics/cv.json"
 
@@ -74,16 +74,14 @@ def _p(p: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fer.compare", description=__doc__,
+    parser = argparse.ArgumentParser(prog="fer-compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("a", help="the baseline: experiment name, git revision or cv.json file")
     parser.add_argument("b", help="the challenger, the same way")
     parser.add_argument("--json", type=Path, help="also write the comparison there")
     args = parser.parse_args(argv)
-    try:
+    with user_errors():
         results = compare(read_cv(args.a), read_cv(args.b))
-    except FerError as e:
-        sys.exit(f"error: {e}")
     print(report(results, args.a, args.b))
     if args.json:
         args.json.write_text(json.dumps({"a": args.a, "b": args.b, **results}, indent=2) + "\n")

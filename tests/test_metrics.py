@@ -1,6 +1,6 @@
 import pytest
 
-from fer.evaluate import confusion_rows, metrics
+from fer.evaluation.metrics import compute, confusion_rows
 
 CLASSES = ["angry", "happy", "sad"]
 
@@ -8,7 +8,7 @@ CLASSES = ["angry", "happy", "sad"]
 def test_metrics_on_known_predictions():
     y_true = [0, 0, 1, 1, 2, 2]
     y_pred = [0, 1, 1, 1, 2, 0]
-    m = metrics(y_true, y_pred, CLASSES, train_targets=[1, 1, 1, 0, 2], angles=["S", "HL", "S", "S", "S", "HL"])
+    m = compute(y_true, y_pred, CLASSES, train_targets=[1, 1, 1, 0, 2], angles=["S", "HL", "S", "S", "S", "HL"])
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["balanced_accuracy"] == pytest.approx((0.5 + 1 + 0.5) / 3)
     assert m["majority_class"] == "happy" and m["majority_baseline"] == pytest.approx(2 / 6)
@@ -19,7 +19,7 @@ def test_metrics_on_known_predictions():
 
 
 def test_no_angles_no_angle_metrics():
-    assert "accuracy_by_angle" not in metrics([0, 1], [0, 1], CLASSES, [0], angles=None)
+    assert "accuracy_by_angle" not in compute([0, 1], [0, 1], CLASSES, [0], angles=None)
 
 
 def test_confusion_rows_use_class_names():

@@ -53,8 +53,6 @@ def curve_png(history: pd.DataFrame, metric: str, path: str | Path) -> None:
 def folds_png(table: pd.DataFrame, path: str | Path) -> None:
     """Each fold's value of each metric (`fold`, `metric`, `value` rows) as points, the mean
     over folds as a line: how far one split's number can move."""
-    if table.empty:
-        return _note_png("No folds (split.folds is 0)", path)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for offset, (metric, rows) in zip((-0.15, 0, 0.15), table.groupby("metric", sort=False)):
         line = ax.plot(rows["fold"] + offset, rows["value"], "o", label=metric)[0]

@@ -8,9 +8,9 @@ it directly and the train stage only adds I/O around it.
 from __future__ import annotations
 
 import copy
-import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import kornia.augmentation as K
@@ -21,26 +21,22 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from tqdm import tqdm
 
-from fer import FerError, parallel
-from fer.model import (carry, create, data_config, describe_init, head_parameters, pipeline_checkpoint, predict,
-                       read_checkpoint, save_checkpoint)
-from fer.params import AugmentParams, TrainParams
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return the generator that orders the batches."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FerError("train.device is cuda but no CUDA GPU is visible; use train.device=auto or cpu")
-    return torch.device(name)
+from fer import FerError
+from fer.device import resolve_device
+from fer.params import AugmentParams, Params, TrainParams
+from fer.progress import progress
+from fer.training import parallel
+from fer.training.model import (
+    carry,
+    create,
+    data_config,
+    describe_init,
+    head_parameters,
+    pipeline_checkpoint,
+    predict,
+    read_checkpoint,
+)
+from fer.training.state import Progress, restore, save, seed_everything
 
 
 def augmentation(aug: AugmentParams, cfg: dict) -> nn.Sequential:
@@ -168,7 +164,7 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
     model.train()
     device = batches.device
     loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
-    for x, y in tqdm(batches, desc=desc, unit="batch", leave=False, disable=None):
+    for x, y in progress(batches, desc, unit="batches", leave=False):
         # bf16 autocast pays on GPUs only; on CPU it is many times slower than fp32.
         target = y
         if mix is not None:
@@ -194,17 +190,68 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
 
     train, val: (images uint8 (N, C, H, W), class indices (N,)).
     extra: stored in the checkpoint as is (e.g. the params of the other stages).
-    state_path: after every epoch the whole training state (weights, optimizer, scheduler,
-    early-stopping state, RNG states, history) is saved there; a run with the same params
-    and data that finds it resumes after the last completed epoch and, on CPU, ends
-    exactly as an uninterrupted run would.
+    state_path: after every epoch the whole training state (`fer.training.state`) is saved
+    there; a run with the same params and data that finds it resumes after the last
+    completed epoch and, on CPU, ends exactly as an uninterrupted run would.
     on_epoch: called with each epoch's history row as it ends (after a resume, first with
     every row restored), e.g. to log it live.
     Returns (history: one dict per epoch, checkpoint of the best epoch). With
     `early_stopping` > 0, stops after that many epochs without a better val accuracy.
     Under torchrun every process calls fit() alike and trains on its share of each batch
-    (fer.parallel); all return the same history, and only rank 0 writes `state_path`.
+    (fer.training.parallel); all return the same history, and only rank 0 writes `state_path`.
     """
+    run = _setup(params, train, val, classes, extra or {})
+    fingerprint = {"params": params.model_dump(), "classes": list(classes), "train": list(train[0].shape),
+                   "val": list(val[0].shape)}
+    so_far = restore(state_path, fingerprint, run.stateful(), run.generator) or Progress()
+    if so_far.history:
+        tqdm.write(f"resuming after epoch {len(so_far.history)} from {state_path}")
+        for row in so_far.history if on_epoch else ():  # a resumed run reports the whole run, not its tail
+            on_epoch(row)
+    for epoch in range(len(so_far.history) + 1, 0 if so_far.stopped else params.epochs + 1):
+        row = _epoch(run, epoch, len(so_far.history), state_path)
+        so_far.history.append(row)
+        tqdm.write(" ".join(f"{k} {v:.4g}" for k, v in row.items()))
+        if on_epoch:
+            on_epoch(row)
+        _keep_best(run, so_far, epoch)
+        if state_path and parallel.is_main():
+            save(state_path, fingerprint, so_far, run.stateful(), run.generator)
+        if so_far.stopped:
+            tqdm.write(f"early stop: no better val accuracy for {so_far.since_best} epochs; "
+                       f"keeping epoch {so_far.best['epoch']}")
+            break
+    return so_far.history, so_far.best
+
+
+@dataclass
+class Run:
+    """What one training run is made of, built once by `_setup` and stepped by `_epoch`."""
+
+    params: TrainParams
+    classes: list[str]
+    extra: dict
+    device: torch.device
+    model: nn.Module
+    step_model: nn.Module  # the model as a training step calls it: DDP-wrapped and compiled when asked
+    cfg: dict  # timm's data config: input size, mean, std
+    init: dict | None  # what was carried into the model (train.weights, train.init_from)
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    per_step: object  # the scheduler when it steps per batch (onecycle), else None
+    batches: Batches
+    val: tuple[torch.Tensor, torch.Tensor]
+    weight: torch.Tensor | None  # per-class loss weights (class_weights: balanced)
+    mix: object  # timm's Mixup, or None
+    generator: torch.Generator
+
+    def stateful(self) -> dict:
+        """The objects whose `state_dict` a resumed run needs (`fer.training.state.save`)."""
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
+
+
+def _setup(params: TrainParams, train: tuple, val: tuple, classes: list[str], extra: dict) -> Run:
+    """The model, optimizer, schedule and batches of a run, seeded and on its device."""
     device = parallel.setup(resolve_device(params.device))
     parallel.set_threads(params.threads)
     generator = seed_everything(params.seed)
@@ -213,126 +260,100 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
         raise FerError(f"train.batch_size {params.batch_size} is larger than the train split ({len(train[1])} images)")
     model, init = start_model(params, classes, channels)
     cfg = data_config(model, size, channels)
-    cuda = device.type == "cuda"
-    if cuda:
+    if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
     # channels_last: faster convolutions on GPUs and, with oneDNN, on CPUs too (1.1-1.5x here)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = adamw(model, params.lr, params.weight_decay, params.backbone_lr_scale)
     batches = Batches(on_device(train[0], device), torch.tensor(train[1]), params.batch_size,
                       augmentation(params.augment, cfg), device, generator)
-    if params.schedule == "onecycle":  # warm up to lr over 30% of the steps, then anneal to ~0: stepped per batch
-        scheduler = per_step = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=params.epochs * len(batches))
-    else:  # cut lr when the val loss stops falling: stepped per epoch
-        scheduler, per_step = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience), None
-    val_images = on_device(val[0], device)
+    scheduler, per_step = _scheduler(params, optimizer, len(batches))
     # Compiled for training only (evaluation sees other batch sizes); the weights are shared.
     step_model = parallel.wrap(model)
     step_model = torch.compile(step_model) if params.compile else step_model
-    # "balanced": each class weighs in inversely to its frequency (FER2013's disgust is 1.5%).
-    weight = None
-    if params.class_weights == "balanced":
-        w = compute_class_weight("balanced", classes=np.arange(len(classes)), y=train[1])
-        weight = torch.tensor(w, dtype=torch.float32, device=device)
-    mix = mixing(params, len(classes))
-    history, best, best_acc, since_best, stopped = [], None, -1.0, 0, False
-    fingerprint = {"params": params.model_dump(), "classes": list(classes), "train": list(train[0].shape),
-                   "val": list(val[0].shape)}
-    state = _load_state(state_path, fingerprint)
-    if state:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best, best_acc, since_best, stopped = (
-            state["history"], state["best"], state["best_acc"], state["since_best"], state["stopped"])
-        torch.set_rng_state(state["rng"])
-        np.random.set_state(_np_state(state["np_rng"]))
-        if cuda and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        generator.set_state(state["generator"])
-        tqdm.write(f"resuming after epoch {len(history)} from {state_path}")
-        if on_epoch:  # a resumed run reports the whole run, not its tail
-            for row in history:
-                on_epoch(row)
-    for epoch in range(len(history) + 1, 0 if stopped else params.epochs + 1):
-        start = time.perf_counter()
-        if params.freeze_epochs:  # from the epoch alone, so a resumed run freezes as the first did
-            freeze_backbone(model, epoch <= params.freeze_epochs)
-        parallel.reseed(params.seed, epoch)
-        try:
-            train_loss, train_acc, seen = train_epoch(
-                step_model, batches, optimizer, weight, desc=f"epoch {epoch}/{params.epochs}",
-                scheduler=per_step, label_smoothing=params.label_smoothing, mix=mix)
-        except torch.cuda.OutOfMemoryError:
-            raise FerError(
-                f"the GPU ran out of memory at train.batch_size={params.batch_size} ({params.model}, "
-                f"{size}px); try train.batch_size={max(1, params.batch_size // 2)}") from None
-        train_loss, train_acc = parallel.epoch_means(train_loss, train_acc, seen)
-        if not np.isfinite(train_loss):
-            kept = f"; the state after epoch {len(history)} is kept in {state_path}" if state_path and history else ""
-            raise FerError(f"the training loss became {train_loss} in epoch {epoch}; lower train.lr "
-                           f"(now {params.lr:g}){kept}")
-        parallel.sync_buffers(model)
-        val_logits = predict(model, val_images, cfg, device, batch_size=1024 if cuda else 256)
-        val_y = torch.tensor(val[1])
-        val_loss = F.cross_entropy(val_logits, val_y).item()
-        val_acc = (val_logits.argmax(1) == val_y).float().mean().item()
-        if per_step is None:
-            scheduler.step(val_loss)
-        history.append({
-            "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-            "val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - start,
-        })
-        tqdm.write(" ".join(f"{k} {v:.4g}" for k, v in history[-1].items()))
-        if on_epoch:
-            on_epoch(history[-1])
-        if val_acc > best_acc:
-            best_acc, since_best = val_acc, 0
-            best = {
-                "model": copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()}),
-                "model_name": params.model, "classes": list(classes), "data_config": cfg,
-                "params": params.model_dump(), "extra": extra or {}, "epoch": epoch, "val_acc": val_acc,
-                "init": init, "optimizer": copy.deepcopy(optimizer.state_dict()),
-            }
-        else:
-            since_best += 1
-            stopped = bool(params.early_stopping and since_best >= params.early_stopping)
-        if state_path and parallel.is_main():
-            save_checkpoint({
-                "fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "history": history, "best": best, "best_acc": best_acc,
-                "since_best": since_best, "stopped": stopped, "rng": torch.get_rng_state(),
-                "np_rng": _np_state(np.random.get_state()),
-                "cuda_rng": torch.cuda.get_rng_state_all() if cuda else None,
-                "generator": generator.get_state(),
-            }, state_path)
-        if stopped:
-            tqdm.write(f"early stop: no better val accuracy for {since_best} epochs; keeping epoch {best['epoch']}")
-            break
-    return history, best
+    return Run(params, list(classes), extra, device, model, step_model, cfg, init, optimizer, scheduler, per_step,
+               batches, (on_device(val[0], device), torch.tensor(val[1])),
+               _class_weight(params, len(classes), train[1], device), mixing(params, len(classes)), generator)
 
 
-def _np_state(state: tuple) -> tuple:
-    """NumPy's global RNG state (timm's Mixup draws from it) in a form a weights-only
-    checkpoint holds (a tensor instead of an array), and back."""
-    name, keys, pos, has_gauss, cached = state
-    keys = keys.numpy().astype(np.uint32) if isinstance(keys, torch.Tensor) else torch.from_numpy(keys.astype(np.int64))
-    return name, keys, int(pos), int(has_gauss), float(cached)
+def _scheduler(params: TrainParams, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple:
+    """(scheduler, the same if it steps per batch else None) as train.schedule says."""
+    if params.schedule == "onecycle":  # warm up to lr over 30% of the steps, then anneal to ~0: stepped per batch
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=params.epochs * steps_per_epoch)
+        return scheduler, scheduler
+    # cut lr when the val loss stops falling: stepped per epoch
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience), None
 
 
-def _load_state(path: str | Path | None, fingerprint: dict) -> dict | None:
-    """The saved training state at `path` if it belongs to this very run, else None."""
-    if not path or not Path(path).is_file():
+def _class_weight(params: TrainParams, num_classes: int, targets: np.ndarray, device: torch.device):
+    """"balanced": each class weighs in inversely to its frequency (FER2013's disgust is 1.5%); else None."""
+    if params.class_weights != "balanced":
         return None
+    w = compute_class_weight("balanced", classes=np.arange(num_classes), y=targets)
+    return torch.tensor(w, dtype=torch.float32, device=device)
+
+
+def _epoch(run: Run, epoch: int, done: int, state_path: str | Path | None) -> dict:
+    """Train one epoch and validate; the epoch's history row. done: epochs already saved."""
+    p, start = run.params, time.perf_counter()
+    if p.freeze_epochs:  # from the epoch alone, so a resumed run freezes as the first did
+        freeze_backbone(run.model, epoch <= p.freeze_epochs)
+    parallel.reseed(p.seed, epoch)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a state file that cannot be read is not worth stopping for
-        tqdm.write(f"not resuming: cannot read {path} ({type(e).__name__}); starting from epoch 1")
-        return None
-    if state.get("fingerprint") != fingerprint:
-        tqdm.write(f"not resuming from {path}: it belongs to other params or data; starting from epoch 1")
-        return None
-    return state
+        train_loss, train_acc, seen = train_epoch(
+            run.step_model, run.batches, run.optimizer, run.weight, desc=f"epoch {epoch}/{p.epochs}",
+            scheduler=run.per_step, label_smoothing=p.label_smoothing, mix=run.mix)
+    except torch.cuda.OutOfMemoryError:
+        raise FerError(
+            f"the GPU ran out of memory at train.batch_size={p.batch_size} ({p.model}, "
+            f"{run.cfg['input_size'][1]}px); try train.batch_size={max(1, p.batch_size // 2)}") from None
+    train_loss, train_acc = parallel.epoch_means(train_loss, train_acc, seen)
+    if not np.isfinite(train_loss):
+        kept = f"; the state after epoch {done} is kept in {state_path}" if state_path and done else ""
+        raise FerError(f"the training loss became {train_loss} in epoch {epoch}; lower train.lr (now {p.lr:g}){kept}")
+    parallel.sync_buffers(run.model)
+    images, targets = run.val
+    logits = predict(run.model, images, run.cfg, run.device, batch_size=1024 if run.device.type == "cuda" else 256)
+    val_loss = F.cross_entropy(logits, targets).item()
+    if run.per_step is None:
+        run.scheduler.step(val_loss)
+    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+            "val_acc": (logits.argmax(1) == targets).float().mean().item(), "lr": run.optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - start}
+
+
+def _keep_best(run: Run, so_far: Progress, epoch: int) -> None:
+    """Keep the epoch's weights if its val accuracy is the best yet; count towards early stopping."""
+    val_acc = so_far.history[-1]["val_acc"]
+    if val_acc > so_far.best_acc:
+        so_far.best_acc, so_far.since_best = val_acc, 0
+        so_far.best = {
+            "model": copy.deepcopy({k: v.cpu() for k, v in run.model.state_dict().items()}),
+            "model_name": run.params.model, "classes": run.classes, "data_config": run.cfg,
+            "params": run.params.model_dump(), "extra": run.extra, "epoch": epoch, "val_acc": val_acc,
+            "init": run.init, "optimizer": copy.deepcopy(run.optimizer.state_dict()),
+        }
+    else:
+        so_far.since_best += 1
+        so_far.stopped = bool(run.params.early_stopping and so_far.since_best >= run.params.early_stopping)
+
+
+def train_run(params: Params, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+              cache_meta: dict, state_path: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None,
+              **extra) -> tuple[list[dict], dict, float]:
+    """One training run as the train stage and every cross-validation fold run it.
+
+    `fit` on the cache's classes, with the data and preprocess params (and `extra`, e.g. the
+    fold) stored in the checkpoint, and the cache's face crop or measured framing
+    (`cache_meta`: the preprocess stage's meta.json) in its data_config, so that fer-predict
+    and the ONNX file frame photos as the training images were. Returns (history, best
+    checkpoint, seconds).
+    """
+    start = time.perf_counter()
+    history, best = fit(params.train, train, val, cache_meta["classes"],
+                        extra={"preprocess": params.preprocess.model_dump(), "data": params.data.model_dump(), **extra},
+                        state_path=state_path, on_epoch=on_epoch)
+    best["data_config"] = {**best["data_config"], "face": cache_meta.get("face"), "framing": cache_meta.get("framing")}
+    return history, best, time.perf_counter() - start
