@@ -51,7 +51,7 @@ def run_folds(params, plan: dict, args) -> list[dict]:
     """Every fold trained and tested (`fer.evaluation.folds.run_fold`), in order."""
     from fer.evaluation import folds as cv
 
-    if plan["params"] != {s: getattr(params, s).model_dump() for s in plan["params"]}:
+    if plan["params"] != {s: getattr(params, s).model_dump(mode="json") for s in plan["params"]}:
         raise FerError(f"params.yaml changed after {args.plan} was written: run `dvc repro` (or `dvc exp run`), "
                        "which writes the plan first")
     folds = pd.read_csv(args.folds, dtype={"path": str, "split": str})

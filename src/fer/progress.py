@@ -15,11 +15,13 @@ LINE = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%) in {elapsed}, {re
 
 
 def progress(items: Iterable, desc: str, total: int | None = None, unit: str = "it", leave: bool = True,
-             interval: float = INTERVAL) -> Iterator:
-    """Yield `items`, showing how far along they are (see the module docstring)."""
+             interval: float | None = None) -> Iterator:
+    """Yield `items`, showing how far along they are (see the module docstring); a line in a
+    log every `interval` seconds (default `INTERVAL`)."""
     if sys.stderr.isatty():
         yield from tqdm(items, desc=desc, total=total, unit=unit, leave=leave)
         return
+    interval = INTERVAL if interval is None else interval
     total = len(items) if total is None and hasattr(items, "__len__") else total
     start = last = time.monotonic()
     for n, item in enumerate(items, 1):
