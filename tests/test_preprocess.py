@@ -39,6 +39,15 @@ def test_cache_shapes_dtypes_and_facts(demo_raw, manifest, tmp_path, grayscale, 
     assert total == len(manifest)
 
 
+def test_a_long_decode_says_how_far_it_is_in_a_log(demo_raw, manifest, tmp_path, monkeypatch, capsys):
+    # into a log (dvc exp run > log, CI) tqdm's bar is off: a plain line comes every INTERVAL seconds
+    monkeypatch.setattr("fer.progress.INTERVAL", 0.0)
+    build(manifest.iloc[:10], demo_raw, tmp_path, size=32, grayscale=False, workers=1)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("preprocess: decode")]
+    assert lines[0].startswith("preprocess: decode: 1/10 images (10%)") and len(lines) == 9  # not after the last
+    assert all("left" in line for line in lines)
+
+
 def test_cached_pixels_are_the_decoded_image(demo_raw, manifest, tmp_path):
     build(manifest, demo_raw, tmp_path, size=40, grayscale=False, workers=1)
     images, facts = load_split(tmp_path, manifest, "test")
