@@ -36,6 +36,17 @@ FER2013_GPU_PARAMS := -S data.source=$(FER2013) -S data.format=fer2013 -S prepro
 	-S train.augment.translate=0.1 -S train.augment.erasing=0.5 -S train.mixup=0.2 \
 	-S train.cutmix=1.0 -S train.device=cuda -S evaluate.tta=flip
 
+# FER+ (FER2013's faces, ten annotators each) from scratch on CPU: FER2013's CPU recipe on
+# FER+'s official split, trained on each face's vote shares (data.ferplus_labels=distribution;
+# majority for the one-label comparison). FERPLUS: the layout Microsoft's
+# generate_training_data.py writes (FER2013Train/Valid/Test with label.csv), a folder or archive.
+FERPLUS ?= ferplus.tar.gz
+FERPLUS_PARAMS := -S data.source=$(FERPLUS) -S data.format=ferplus -S data.ferplus_labels=distribution \
+	-S preprocess.size=48 -S preprocess.grayscale=true -S train.model=resnet10t -S train.pretrained=false \
+	-S train.epochs=40 -S train.batch_size=128 -S train.lr=2e-3 -S train.weight_decay=0.05 \
+	-S train.schedule=onecycle -S train.label_smoothing=0 -S train.augment.scale=0.15 \
+	-S train.augment.translate=0.1 -S train.augment.erasing=0.5 -S evaluate.tta=flip
+
 # KDEF, honestly: no person in two splits. KDEF may be a Kaggle handle, a folder or an archive
 # of the 4,900 JPEGs. The CPU recipe, from scratch: each photo cropped to its face (a KDEF
 # portrait is mostly hair, shoulders and background) and cached at 64 px; resnet10t; a run of
@@ -57,7 +68,7 @@ KDEF_GPU_BEST_PARAMS := $(KDEF_GPU_PARAMS) -S preprocess.face_crop=true -S train
 	-S train.lr=3e-4 -S train.schedule=onecycle -S train.epochs=60 -S train.label_smoothing=0.1 \
 	-S train.mixup=0.2 -S train.cutmix=1.0 -S train.augment.erasing=0.25 -S evaluate.tta=flip -S split.folds=10
 
-.PHONY: env demo fer2013 fer2013-gpu kdef kdef-gpu test
+.PHONY: env demo fer2013 fer2013-gpu ferplus kdef kdef-gpu test
 env: .venv/.complete
 	@# fer-predict, fer-crossdataset and fer-compare run this clone's code: the environment is shared,
 	@# so another clone's make may have pointed them at its own copy (or an older one, without today's commands)
@@ -89,6 +100,13 @@ fer2013: env
 
 fer2013-gpu: env
 	dvc exp run $(FER2013_GPU_PARAMS)
+
+ferplus: env
+	dvc exp run $(FERPLUS_PARAMS)
+	@echo
+	@echo "FER+ test: metrics/metrics.json (accuracy against each face's majority label; vote_cross_entropy: how far"
+	@echo "the predicted probabilities are from the ten votes). The same recipe on majority labels:"
+	@echo "  dvc exp run -S data.ferplus_labels=majority"
 
 kdef: env
 	dvc exp run $(KDEF_PARAMS)

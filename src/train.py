@@ -51,7 +51,7 @@ def main(params):
             live.next_step()
 
         history, best, seconds = train_run(
-            params, (x_train, m_train["target"].to_numpy()), (x_val, m_val["target"].to_numpy()), meta,
+            params, (x_train, m_train), (x_val, m_val), meta,
             state_path=args.state, on_epoch=log if main_rank else None)
         parallel.shutdown()
         if not main_rank:

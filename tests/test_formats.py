@@ -29,7 +29,8 @@ def face(path: Path, value: int = 128, size: int = 48):
 @pytest.mark.parametrize("name, expected", [
     ("anger", "angry"), ("ANGRY", "angry"), ("AN", "angry"), ("Happiness", "happy"), ("HA", "happy"),
     ("sadness", "sad"), ("SA", "sad"), ("afraid", "fear"), ("AF", "fear"), ("surprised", "surprise"),
-    ("disgusted", "disgust"), ("neutral", "neutral"), ("contempt", None), ("train", None),
+    ("disgusted", "disgust"), ("neutral", "neutral"), ("contempt", "contempt"), ("contemptuous", "contempt"),
+    ("FE", "fear"), ("train", None),
 ])
 def test_alias_table(name, expected):
     assert canonical(name) == expected
@@ -130,7 +131,8 @@ def test_subject_pattern_matching_nothing_is_an_error(tmp_path):
 def test_canonical_class_order_is_shared(tmp_path):
     from fer.data.preprocess import class_list
 
-    assert class_list(["surprise", "angry", "contempt", "happy"]) == ["angry", "happy", "surprise", "contempt"]
+    assert class_list(["surprise", "angry", "contempt", "happy"]) == ["angry", "contempt", "happy", "surprise"]
+    assert class_list(["pain", "happy"]) == ["happy", "pain"]  # outside the vocabulary: after it
 
 
 @pytest.mark.skipif(not FER2013_ARCHIVE.exists(), reason="real FER2013 archive not present")

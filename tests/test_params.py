@@ -31,7 +31,7 @@ def test_shipped_params_are_the_reference_recipe():
      "data.class_map: 'raf' is neither a preset (rafdb, affectnet, fer2013, ckplus) nor a mapping"),
     ({"data": {"format": "csv", "class_map": {1: "happy", "01": "sad"}}}, "data.class_map: {1: 'happy', '01': 'sad'} "
      "needs one non-empty class per folder name or code, each name or code once"),
-    ({"data": {"format": "kdef", "class_map": "rafdb"}}, "class_map is for data.format folders, csv or ckplus"),
+    ({"data": {"format": "kdef", "class_map": "rafdb"}}, "class_map is for data.format folders, csv, ckplus or filenames"),
     ({"data": {"format": "ckplus", "ckplus_frames": 0}}, "data.ckplus_frames: Input should be greater than or equal"),
     ({"data": {"label_csv": {"column": "x"}}}, "data.label_csv.column: unknown key"),
     ({"preprocess": {"face_margin": -0.1}}, "preprocess.face_margin: Input should be greater than or equal to 0"),

@@ -8,13 +8,13 @@ from helpers import assert_resumes_exactly
 from timm.models import adapt_input_conv
 
 from fer import FerError
-from fer.data.labels import CLASSES
+from fer.data.labels import BASIC
 from fer.params import TrainParams
 from fer.training.model import carry, create, data_config, describe_init, save_checkpoint
 from fer.training.state import seed_everything
 from fer.training.train import adamw, fit, start_model
 
-SEVEN = list(CLASSES)  # angry disgust fear happy neutral sad surprise
+SEVEN = list(BASIC)  # angry disgust fear happy neutral sad surprise
 SIX = [c for c in SEVEN if c != "neutral"]  # CK+ without contempt
 EIGHT = SIX + ["contempt", "neutral"]  # CK+ (contempt is not in the vocabulary) plus neutral, in another order
 

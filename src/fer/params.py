@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fer import FerError
-from fer.data.labels import CLASS_MAPS, KDEF_ANGLES, label_key
+from fer.data.labels import CLASS_MAPS, KDEF_ANGLES, NAME_PATTERNS, label_key
 
 
 class Section(BaseModel):
@@ -35,13 +35,15 @@ class LabelCsvParams(Section):
 
 class DataParams(Section):
     source: str = "kaggle:tom99763/testtt"
-    format: Literal["kdef", "fer2013", "folders", "csv", "ckplus"] = "kdef"
+    format: Literal["kdef", "fer2013", "folders", "csv", "ckplus", "ferplus", "filenames"] = "kdef"
     classes: tuple[str, ...] = ()
     class_map: str | dict[str | int, str] = ""
     label_csv: LabelCsvParams = LabelCsvParams()
     ckplus_frames: int = Field(3, ge=1)
     ckplus_neutral: bool = False
     subject_pattern: str = ""
+    label_pattern: str = ""
+    ferplus_labels: Literal["majority", "distribution"] = "majority"
     demo_subjects: int = Field(24, ge=4, le=70)
     demo_angles: tuple[Literal[KDEF_ANGLES], ...] = ("HL", "S", "HR")
     demo_size: tuple[Annotated[int, Field(ge=32, le=2048)], Annotated[int, Field(ge=32, le=2048)]] = (96, 128)
@@ -52,15 +54,18 @@ class DataParams(Section):
             raise ValueError(f"source {self.source!r} is not of the form kaggle:<owner>/<dataset>[/versions/<n>]")
         if not self.source:
             raise ValueError("source is empty: give kaggle:<owner>/<dataset>, a local path, or demo")
-        if self.class_map and self.format in ("kdef", "fer2013"):
-            raise ValueError(f"class_map is for data.format folders, csv or ckplus; {self.format} has its own codes")
-        if self.subject_pattern:
-            try:
-                groups = re.compile(self.subject_pattern).groups
-            except re.error as e:
-                raise ValueError(f"subject_pattern {self.subject_pattern!r} is not a regular expression: {e}") from None
-            if groups != 1:
-                raise ValueError(f"subject_pattern {self.subject_pattern!r} needs exactly one (group), the subject id")
+        if self.class_map and self.format in ("kdef", "fer2013", "ferplus"):
+            raise ValueError(f"class_map is for data.format folders, csv, ckplus or filenames; {self.format} has its "
+                             "own codes")
+        _check_pattern("subject_pattern", self.subject_pattern, "the subject id")
+        if self.ferplus_labels == "distribution" and self.format != "ferplus":
+            raise ValueError("ferplus_labels distribution trains on annotators' votes, which format ferplus reads; "
+                             f"{self.format} has one label per image")
+        if self.format == "filenames" and not self.label_pattern:
+            raise ValueError(f"format filenames needs label_pattern: a regex whose one (group) in the file name is the "
+                             f"label, or a preset ({', '.join(NAME_PATTERNS)})")
+        if self.label_pattern not in NAME_PATTERNS:
+            _check_pattern("label_pattern", self.label_pattern, "the label")
         return self
 
     @field_validator("class_map")
@@ -75,6 +80,17 @@ class DataParams(Section):
                 raise ValueError(f"{cmap!r} needs one non-empty class per folder name or code, each name or code "
                                  "once (or \"\" for none)")
         return cmap
+
+
+def _check_pattern(key: str, pattern: str, what: str) -> None:
+    if not pattern:
+        return
+    try:
+        groups = re.compile(pattern).groups
+    except re.error as e:
+        raise ValueError(f"{key} {pattern!r} is not a regular expression: {e}") from None
+    if groups != 1:
+        raise ValueError(f"{key} {pattern!r} needs exactly one (group), {what}")
 
 
 class SplitParams(Section):

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer import FerError
+
 SPLITS = ("train", "val", "test")  # the split stage's names, which the manifest's `split` column holds
 
 
@@ -28,7 +30,10 @@ def load_cache(prepared_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 def _read_facts(csv: Path) -> pd.DataFrame:
-    return pd.read_csv(csv, dtype={"path": str, "subject": str, "session": str, "angle": str})
+    facts = pd.read_csv(csv, dtype={"path": str, "subject": str, "session": str, "angle": str, "votes": str})
+    if "votes" in facts:
+        facts["votes"] = facts["votes"].fillna("")
+    return facts
 
 
 def split_rows(meta: pd.DataFrame, manifest: pd.DataFrame, split: str) -> np.ndarray:
@@ -60,3 +65,20 @@ def load_facts(prepared_dir: str | Path, manifest: str | Path | pd.DataFrame, sp
         manifest = read_manifest(manifest)
     meta = _read_facts(cache_files(prepared_dir)[1])
     return meta.iloc[split_rows(meta, manifest, split)].reset_index(drop=True)
+
+
+def targets(facts: pd.DataFrame, classes: list[str], distribution: bool = False) -> np.ndarray:
+    """What training aims at for each cached image: its class index (N,), or with
+    `distribution` (data.ferplus_labels) the shares of its annotators' votes over `classes`
+    (N, C float32; votes for classes the run leaves out are dropped)."""
+    if not distribution:
+        return facts["target"].to_numpy()
+    if "votes" not in facts or (facts["votes"] == "").any():
+        raise FerError("data.ferplus_labels=distribution needs each image's votes, which data.format=ferplus reads")
+    index = {c: i for i, c in enumerate(classes)}
+    counts = np.zeros((len(facts), len(classes)), dtype=np.float32)
+    for row, text in enumerate(facts["votes"]):
+        for name, n in (pair.split("=") for pair in text.split()):
+            if name in index:
+                counts[row, index[name]] = float(n)
+    return counts / counts.sum(1, keepdims=True)

@@ -6,7 +6,8 @@ Every reader returns (images, skipped): images has one row per usable image with
 dataset does not say) and `official` (the split the dataset itself assigns, or empty);
 `raw_label` (the label as the dataset writes it: class folder name, label column value,
 code); `digest` (a hash of the file's bytes or the CSV row's pixels, to find repeated
-images); skipped lists every other file with the reason.
+images); `votes` (FER+: each expression's annotator votes, "angry=0 contempt=1 ..."); skipped
+lists every other file with the reason.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from fer import FerError
-from fer.data import kdef
+from fer.data import ferplus, filenames, kdef
 from fer.data.labels import (
+    BASIC,
     CLASS_MAPS,
     CLASSES,
     FER2013_EMOTIONS,
@@ -32,7 +34,7 @@ from fer.data.labels import (
     read_class_map,
 )
 
-COLUMNS = ["path", "label", "subject", "session", "sex", "angle", "official", "raw_label", "digest"]
+COLUMNS = ["path", "label", "subject", "session", "sex", "angle", "official", "raw_label", "digest", "votes"]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 # FER2013's file-name prefixes (and its CSV's Usage column) carry the challenge's own split.
 FER2013_USAGE = {"training": "train", "publictest": "val", "privatetest": "test"}
@@ -41,12 +43,12 @@ SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "
 
 
 def scan(root: str | Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read `root` as `data.format` (kdef, fer2013, folders, csv or ckplus); see the module docstring."""
+    """Read `root` as `data.format` (kdef, fer2013, folders, csv, ckplus, ferplus or filenames); see the module docstring."""
     root = Path(root)
     wanted = {canonical(c) or c.lower() for c in data.classes}
     images, skipped = _read(root, data)
     if data.format == "kdef":
-        missing = sorted((wanted or set(CLASSES)) - set(images["label"]))
+        missing = sorted((wanted or set(BASIC)) - set(images["label"]))
         if len(images) and missing:
             raise FerError(f"no KDEF images of {', '.join(missing)}; add them, or train on the classes present "
                            f"with data.classes")
@@ -80,7 +82,24 @@ def _read(root: Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
         return scan_csv(root, data.label_csv, class_map)
     if data.format == "ckplus":
         return scan_ckplus(root, class_map or CLASS_MAPS["ckplus"], data.ckplus_frames, data.ckplus_neutral)
+    if data.format == "ferplus":
+        return ferplus.scan(root)
+    if data.format == "filenames":
+        return scan_filenames(root, data.label_pattern, data.subject_pattern, class_map)
     return scan_folders(root, data.subject_pattern, class_map)
+
+
+def scan_filenames(root: Path, label_pattern: str, subject_pattern: str,
+                   class_map: dict[str, str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Label and person from each image's file name (`fer.data.filenames`); split folders
+    (train/, test/, ...) on the way give the dataset's own split."""
+    files = _files(root)
+    others = [(f.relative_to(root).as_posix(), "not an image file") for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
+    found, skipped = filenames.scan(root, [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES], label_pattern,
+                                    subject_pattern, class_map)
+    found["official"] = [_split_folder(root / p, root) for p in found["path"]]
+    return found.reindex(columns=COLUMNS), pd.concat([skipped, pd.DataFrame(others, columns=["path", "reason"])],
+                                                     ignore_index=True)
 
 
 def map_labels(names, class_map: dict[str, str] | None, what: str) -> dict[str, str]:
@@ -88,7 +107,7 @@ def map_labels(names, class_map: dict[str, str] | None, what: str) -> dict[str, 
 
     A name is looked up in `class_map` (from `data.class_map`, keyed by `label_key`) first, then
     read through the alias table by the expression word it contains ("1 - Happy", "03_sad");
-    a name outside the vocabulary keeps its words as its class ("8 - Contempt": contempt).
+    a name outside the vocabulary keeps its words as its class ("8 - Pain": pain).
     Raises FerError listing every name that is a number no class map maps, names two classes,
     or looks like a misspelt class.
     """

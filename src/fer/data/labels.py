@@ -5,8 +5,11 @@ from __future__ import annotations
 import difflib
 import re
 
-# Alphabetical, as FER2013's class folders sort; every checkpoint, metric and plot uses it.
-CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# The seven basic expressions that KDEF, FER2013 and most datasets label.
+BASIC = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# The vocabulary: the basic seven and contempt (FER+, CK+, AffectNet, RaFD), alphabetical, as
+# FER2013's class folders sort. A run's classes are those of its data in this order.
+CLASSES = ("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 # KDEF expression codes, as in AF01ANS.JPG.
 KDEF_CODES = {
@@ -20,8 +23,9 @@ KDEF_ANGLES = ("FL", "HL", "S", "HR", "FR")
 # "suprise" is a misspelling that circulating copies of FER2013 and CK+ use as a folder name.
 ALIASES = {
     "angry": ("anger", "an", "mad"),
+    "contempt": ("contemptuous",),
     "disgust": ("disgusted", "disgusting", "di"),
-    "fear": ("afraid", "fearful", "scared", "af"),
+    "fear": ("afraid", "fearful", "scared", "af", "fe"),  # af: KDEF's code, fe: JAFFE's
     "happy": ("happiness", "joy", "ha", "smile"),
     "neutral": ("neutrality", "calm", "ne"),
     "sad": ("sadness", "sa"),
@@ -32,7 +36,7 @@ _LOOKUP = {alias: name for name, aliases in ALIASES.items() for alias in (name, 
 # fer2013.csv's `emotion` column.
 FER2013_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # The published class maps (label code -> class) of datasets that label by number (folder names or a label
-# column). Contempt (AffectNet, CK+) is outside the vocabulary and keeps its own name.
+# column).
 CLASS_MAPS = {
     "rafdb": dict(enumerate(("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral"), start=1)),
     "affectnet": dict(enumerate(("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry", "contempt"))),
@@ -40,6 +44,13 @@ CLASS_MAPS = {
     "ckplus": dict(enumerate(("neutral", "angry", "contempt", "disgust", "fear", "happy", "sad", "surprise"))),
 }
 CLASS_MAPS = {name: {str(code): label for code, label in table.items()} for name, table in CLASS_MAPS.items()}
+
+# Conventions of datasets that write the label and the person in each file name, for
+# data.format filenames: preset name -> (data.label_pattern, data.subject_pattern).
+NAME_PATTERNS = {
+    "jaffe": (r"^[A-Za-z]{2}\.([A-Za-z]{2})\d*\.", r"^([A-Za-z]{2})\."),  # KA.AN1.39.tiff: person KA, AN (angry)
+    "rafd": (r"^Rafd\d+_\d+_[A-Za-z]+_[A-Za-z]+_([a-z]+)_", r"^Rafd\d+_(\d+)_"),  # ..._01_Caucasian_female_angry_frontal
+}
 
 
 def canonical(name: str) -> str | None:

@@ -24,7 +24,7 @@ from fer.data.labels import CLASSES
 from fer.io import atomic_path, write_csv, write_json
 from fer.progress import progress
 
-META_COLUMNS = ["path", "label", "target", "subject", "angle", "session"]
+META_COLUMNS = ["path", "label", "target", "subject", "angle", "session", "votes"]
 
 
 def load_image(source: str | Path | np.ndarray, size: int, grayscale: bool) -> np.ndarray:

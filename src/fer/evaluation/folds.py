@@ -57,14 +57,13 @@ def run_fold(params: Params, images: np.ndarray, meta: pd.DataFrame, rows: dict[
     if done.is_file() and (kept := json.loads(done.read_text())).get("fingerprint") == key:
         print(f"cv: fold {fold} was finished before; kept")
         return kept
-    target = meta["target"].to_numpy()
     train_state = state_dir / f"fold-{fold}-train.pt"
-    history, best, seconds = train_run(params, *((images[rows[s]], target[rows[s]]) for s in ("train", "val")),
+    history, best, seconds = train_run(params, *((images[rows[s]], meta.iloc[rows[s]]) for s in ("train", "val")),
                                        cache_meta, state_path=train_state, fold=fold)
     checkpoint = state_dir / f"fold-{fold}-best.pt"
     save_checkpoint(best, checkpoint)
     metrics, confusion = score_cache(checkpoint, images[rows["test"]], meta.iloc[rows["test"]],
-                                     target[rows["train"]], params.evaluate.tta, params.train.device)
+                                     meta["target"].iloc[rows["train"]], params.evaluate.tta, params.train.device)
     result = {"fingerprint": key, "fold": fold, "metrics": metrics,
               "predictions": confusion[["path", "actual", "predicted"]].to_dict("list"),
               "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "epochs_run": len(history),

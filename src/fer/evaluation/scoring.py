@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
+from fer.data.cache import targets
 from fer.device import resolve_device
 from fer.evaluation import metrics
 from fer.training.model import load_checkpoint, predict
@@ -34,9 +36,15 @@ def score_cache(checkpoint: str | Path, images: np.ndarray, facts: pd.DataFrame,
     """`score` of `checkpoint` on cached uint8 `images` (N, C, H, W) whose `facts` (the
     cache's rows: target, angle, path) give the truth; each face scored as evaluate.tta says
     (flip: averaged with its mirror image), as the exported model and fer-predict score it.
-    train_targets: the train split's class indices, for the majority baseline."""
+    train_targets: the train split's class indices, for the majority baseline. Where the
+    facts hold annotators' votes (FER+), also `vote_cross_entropy`: how far the predicted
+    probabilities are from the vote shares (cross-entropy in nats; lower is closer)."""
     device = resolve_device(device)
     model, ckpt = load_checkpoint(checkpoint, device)
-    y_pred = predict(model, images, ckpt["data_config"], device, tta=tta).argmax(1).numpy()
-    return score(facts["target"].to_numpy(), y_pred, ckpt["classes"], train_targets, facts["angle"],
-                 paths=facts["path"])
+    logits = predict(model, images, ckpt["data_config"], device, tta=tta)
+    result, rows = score(facts["target"].to_numpy(), logits.argmax(1).numpy(), ckpt["classes"], train_targets,
+                         facts["angle"], paths=facts["path"])
+    if "votes" in facts and len(facts) and (facts["votes"] != "").all():
+        shares = torch.from_numpy(targets(facts, ckpt["classes"], distribution=True))
+        result["vote_cross_entropy"] = float(-(shares * logits.log_softmax(1)).sum(1).mean())
+    return result, rows

@@ -8,6 +8,7 @@ it directly and the train stage only adds I/O around it.
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,13 +16,16 @@ from pathlib import Path
 
 import kornia.augmentation as K
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.utils.class_weight import compute_class_weight
+from timm.data import Mixup
 from torch import nn
 from tqdm import tqdm
 
 from fer import FerError
+from fer.data.cache import targets
 from fer.device import resolve_device
 from fer.params import AugmentParams, Params, TrainParams
 from fer.progress import progress
@@ -59,15 +63,26 @@ def augmentation(aug: AugmentParams, cfg: dict) -> nn.Sequential:
     return nn.Sequential(*steps)
 
 
-def mixing(params: TrainParams, num_classes: int):
+class VoteMixup(Mixup):
+    """timm's Mixup (per batch), which also takes targets that are distributions already
+    (annotators' vote shares, N x C): those are smoothed and blended as they are."""
+
+    def __call__(self, x: torch.Tensor, target: torch.Tensor):
+        if target.dim() == 1:
+            return super().__call__(x, target)
+        assert len(x) % 2 == 0, "Batch size should be even when using this"
+        lam = self._mix_batch(x)
+        y = target * (1 - self.label_smoothing) + self.label_smoothing / self.num_classes
+        return x, y * lam + y.flip(0) * (1 - lam)
+
+
+def mixing(params: TrainParams, num_classes: int) -> VoteMixup | None:
     """timm's Mixup (mixup and/or cutmix, per batch) when either alpha is set, else None. It
     returns soft targets with the label smoothing folded in."""
     if not (params.mixup or params.cutmix):
         return None
-    from timm.data import Mixup
-
-    return Mixup(mixup_alpha=params.mixup, cutmix_alpha=params.cutmix, label_smoothing=params.label_smoothing,
-                 num_classes=num_classes)
+    return VoteMixup(mixup_alpha=params.mixup, cutmix_alpha=params.cutmix, label_smoothing=params.label_smoothing,
+                     num_classes=num_classes)
 
 
 def on_device(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -156,7 +171,8 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
     """One pass over `batches`; returns (mean loss, accuracy, images seen).
     scheduler: stepped after every batch (a per-step schedule such as OneCycleLR).
     mix: `mixing()`'s Mixup, which blends each batch and softens its targets (the accuracy
-    is then counted against each image's own label).
+    is then counted against each image's own label). Targets are class indices (B,) or,
+    for training on annotators' votes, distributions (B, C); accuracy counts the top class.
 
     Loss and hits are summed on the device and read once at the end: reading a value per
     step would stall a GPU.
@@ -178,7 +194,7 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
         if scheduler is not None:
             scheduler.step()
         loss_sum += loss.detach() * len(y)
-        correct += (logits.argmax(1) == y).sum()
+        correct += (logits.argmax(1) == (y.argmax(1) if y.dim() == 2 else y)).sum()
         seen += len(y)
     return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen
 
@@ -188,7 +204,8 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
         on_epoch: Callable[[dict], None] | None = None) -> tuple[list[dict], dict]:
     """Train `params.model` on `train`, keep the weights with the best val accuracy.
 
-    train, val: (images uint8 (N, C, H, W), class indices (N,)).
+    train, val: (images uint8 (N, C, H, W), targets: class indices (N,) or, to train on
+    annotators' votes, each image's vote shares (N, C)).
     extra: stored in the checkpoint as is (e.g. the params of the other stages).
     state_path: after every epoch the whole training state (`fer.training.state`) is saved
     there; a run with the same params and data that finds it resumes after the last
@@ -202,7 +219,7 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     """
     run = _setup(params, train, val, classes, extra or {})
     fingerprint = {"params": params.model_dump(), "classes": list(classes), "train": list(train[0].shape),
-                   "val": list(val[0].shape)}
+                   "val": list(val[0].shape), "targets": _digest(train[1], val[1])}
     so_far = restore(state_path, fingerprint, run.stateful(), run.generator) or Progress()
     if so_far.history:
         tqdm.write(f"resuming after epoch {len(so_far.history)} from {state_path}")
@@ -222,6 +239,14 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
                        f"keeping epoch {so_far.best['epoch']}")
             break
     return so_far.history, so_far.best
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    """A short hash of the targets: a run on other labels (votes, not majorities) resumes nothing."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -291,7 +316,8 @@ def _class_weight(params: TrainParams, num_classes: int, targets: np.ndarray, de
     """"balanced": each class weighs in inversely to its frequency (FER2013's disgust is 1.5%); else None."""
     if params.class_weights != "balanced":
         return None
-    w = compute_class_weight("balanced", classes=np.arange(num_classes), y=targets)
+    labels = targets.argmax(1) if targets.ndim == 2 else targets  # votes: each image's top class
+    w = compute_class_weight("balanced", classes=np.arange(num_classes), y=labels)
     return torch.tensor(w, dtype=torch.float32, device=device)
 
 
@@ -320,7 +346,7 @@ def _epoch(run: Run, epoch: int, done: int, state_path: str | Path | None) -> di
     if run.per_step is None:
         run.scheduler.step(val_loss)
     return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-            "val_acc": (logits.argmax(1) == targets).float().mean().item(), "lr": run.optimizer.param_groups[0]["lr"],
+            "val_acc": (logits.argmax(1) == (targets.argmax(1) if targets.dim() == 2 else targets)).float().mean().item(), "lr": run.optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - start}
 
 
@@ -340,19 +366,21 @@ def _keep_best(run: Run, so_far: Progress, epoch: int) -> None:
         so_far.stopped = bool(run.params.early_stopping and so_far.since_best >= run.params.early_stopping)
 
 
-def train_run(params: Params, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+def train_run(params: Params, train: tuple[np.ndarray, pd.DataFrame], val: tuple[np.ndarray, pd.DataFrame],
               cache_meta: dict, state_path: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None,
               **extra) -> tuple[list[dict], dict, float]:
     """One training run as the train stage and every cross-validation fold run it.
 
-    `fit` on the cache's classes, with the data and preprocess params (and `extra`, e.g. the
-    fold) stored in the checkpoint, and the cache's face crop or measured framing
-    (`cache_meta`: the preprocess stage's meta.json) in its data_config, so that fer-predict
-    and the ONNX file frame photos as the training images were. Returns (history, best
-    checkpoint, seconds).
+    train, val: cached images and their facts (`fer.data.cache`). `fit` on the cache's
+    classes, aiming at each image's class or, with data.ferplus_labels distribution, at its
+    annotators' vote shares; with the data and preprocess params (and `extra`, e.g. the fold)
+    stored in the checkpoint, and the cache's face crop or measured framing (`cache_meta`:
+    the preprocess stage's meta.json) in its data_config, so that fer-predict and the ONNX
+    file frame photos as the training images were. Returns (history, best checkpoint, seconds).
     """
+    classes, votes = cache_meta["classes"], params.data.ferplus_labels == "distribution"
     start = time.perf_counter()
-    history, best = fit(params.train, train, val, cache_meta["classes"],
+    history, best = fit(params.train, *((x, targets(facts, classes, votes)) for x, facts in (train, val)), classes,
                         extra={"preprocess": params.preprocess.model_dump(), "data": params.data.model_dump(), **extra},
                         state_path=state_path, on_epoch=on_epoch)
     best["data_config"] = {**best["data_config"], "face": cache_meta.get("face"), "framing": cache_meta.get("framing")}
