@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,12 @@ def run(cwd, *cmd, check=True, env=None):
         "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
         **(env or {}),
     }
-    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    # Output goes to files, not pipes: `dvc queue start` leaves workers behind that hold the
+    # pipes open, and reading a pipe to its end would wait for them to exit.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+        out.seek(0), err.seek(0)
+        p.stdout, p.stderr = out.read(), err.read()
     if check and p.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
     return p
