@@ -151,3 +151,27 @@ def test_a_ferplus_cache_trains_on_votes_and_scores_accuracy_and_vote_cross_entr
     shares = targets(test[1], meta["classes"], distribution=True)
     entropy = -(shares * np.log(np.where(shares > 0, shares, 1))).sum(1).mean()
     assert entropy <= result["vote_cross_entropy"] < 10
+
+
+def test_each_rank_gets_the_vote_shares_of_its_own_share_of_the_batch(monkeypatch):
+    """Under torchrun every rank takes its shard of each batch (fer.training.parallel); the
+    vote shares must travel with their images, as class indices do."""
+    from torch import nn
+
+    from fer.training.train import Batches
+
+    n = 16
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 1, 4, 4).contiguous()
+    shares = torch.rand(n, 3)
+    shares /= shares.sum(1, keepdim=True)
+    seen = []
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        batches = Batches(images, shares, 8, nn.Identity(), torch.device("cpu"), torch.Generator().manual_seed(0))
+        for x, y in batches:
+            assert len(x) == len(y) == 4  # half of the global batch of 8
+            index = (x[:, 0, 0, 0] * 255).round().long()
+            torch.testing.assert_close(y, shares[index])
+            seen += index.tolist()
+    assert sorted(seen) == list(range(n))  # the two ranks together cover every image once
