@@ -35,7 +35,7 @@ def main(params):
         results = run_folds(params, plan, args)
     predictions = pd.DataFrame(
         [(r["fold"], *row) for r in results for row in zip(*r["predictions"].values())],
-        columns=["fold", "path", "actual", "predicted"])
+        columns=["fold", "path", "actual", "predicted", "confidence", "confidence_uncalibrated"])
     write_csv(predictions, args.predictions)
     write_json({"folds_digest": plan.get("folds_digest", ""), "split": plan.get("split", {}),
                 "classes": json.loads((args.prepared_dir / "meta.json").read_text())["classes"] if results else [],

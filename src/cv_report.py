@@ -3,7 +3,8 @@
 Reads the cv stage's outputs only, so it runs when they change. Writes CV_METRICS (mean,
 std, min, max and t-interval over folds of accuracy, macro-F1 and balanced accuracy; pooled
 metrics; per-fold values), and in PLOTS_DIR confusion.csv (every test prediction of every
-fold, for `dvc plots`), folds.csv (fold, metric, value) and, with folds, their PNGs. With
+fold, for `dvc plots`), folds.csv (fold, metric, value) and, with folds, their PNGs and
+the pooled reliability diagram (reliability.png; cv.json's `calibration` holds its figures). With
 split.folds 0, cv.json says `"folds": 0`, the CSVs hold their header alone (DVC draws
 nothing for them) and no picture is drawn.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer.cli import run
-from fer.evaluation import fold_stats, plots
+from fer.evaluation import calibration, fold_stats, plots
 from fer.io import write_csv, write_json
 
 
@@ -41,6 +42,10 @@ def main(params):
     plots.confusion_png(predictions, folds["classes"], args.plots_dir / "confusion.png",
                         f"Pooled confusion matrix of {cv['folds']} folds")
     plots.folds_png(table, args.plots_dir / "folds.png")
+    correct = predictions["actual"] == predictions["predicted"]
+    plots.reliability_png({name: calibration.reliability(predictions[column], correct)
+                           for name, column in (("uncalibrated", "confidence_uncalibrated"), ("calibrated", "confidence"))},
+                          args.plots_dir / "reliability.png")
     a = cv["accuracy"]
     print(f"cv_report: accuracy {a['mean']:.4f} +- {a['std']:.4f} over {cv['folds']} folds "
           f"(95% interval {a['ci95_low']:.4f}-{a['ci95_high']:.4f}, pooled {cv['pooled']['accuracy']:.4f}); "

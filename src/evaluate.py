@@ -1,9 +1,12 @@
 """Stage evaluate: the best checkpoint on the test split.
 
-Faces are scored as `evaluate.tta` says (flip: averaged with their mirror image), as the
-exported model and fer-predict score them, on `train.device`. Writes the metrics JSON (flat
-accuracy, macro_f1, balanced_accuracy, majority_baseline; per-class and per-angle detail
-nested) and one `actual,predicted,path` row per test image.
+Faces are scored as `evaluate.tta` says (flip: averaged with their mirror image) with the
+checkpoint's calibration, as the exported model and fer-predict score them, on `train.device`.
+Writes the metrics JSON (flat accuracy, macro_f1, balanced_accuracy, majority_baseline, ece,
+nll, brier; nested: per class, per angle, calibration before and after, selective
+prediction, accuracy per group) and one `actual,predicted,path,confidence` row per test
+image; in PLOTS_DIR, the reliability diagram's bins before and after calibration, the
+accuracy-coverage curve and every group's accuracy.
 """
 
 import argparse
@@ -11,6 +14,7 @@ from pathlib import Path
 
 from fer.cli import run
 from fer.data.cache import load_facts, load_split, read_manifest
+from fer.evaluation import calibration, groups
 from fer.evaluation.scoring import score_cache
 from fer.io import write_csv, write_json
 
@@ -22,6 +26,7 @@ def main(params):
     parser.add_argument("manifest", type=Path, help="the split stage's manifest.csv")
     parser.add_argument("metrics", type=Path)
     parser.add_argument("confusion", type=Path)
+    parser.add_argument("plots_dir", type=Path, help="reliability/, coverage.csv and groups.csv go here")
     args = parser.parse_args()
     manifest = read_manifest(args.manifest)
     images, facts = load_split(args.prepared_dir, manifest, "test")
@@ -30,9 +35,17 @@ def main(params):
                                     params.train.device)
     write_json(result, args.metrics)
     write_csv(confusion, args.confusion)
+    correct = confusion["actual"] == confusion["predicted"]
+    for name, column in (("uncalibrated", "confidence_uncalibrated"), ("calibrated", "confidence")):
+        write_csv(calibration.reliability(confusion[column], correct), args.plots_dir / "reliability" / f"{name}.csv")
+    write_csv(calibration.coverage_curve(confusion["confidence"], correct), args.plots_dir / "coverage.csv")
+    write_csv(groups.table(correct, facts.drop(columns=groups.NOT_ATTRIBUTES, errors="ignore")),
+              args.plots_dir / "groups.csv")
+    cal = result["calibration"]
     print(f"evaluate: test accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
           f"majority baseline {result['majority_baseline']:.4f} ({result['test_images']} images, "
-          f"tta {params.evaluate.tta})")
+          f"tta {params.evaluate.tta}); ECE {cal['uncalibrated']['ece']:.4f} -> {cal['calibrated']['ece']:.4f} "
+          f"(temperature {cal['temperature']:.3f})")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,12 @@
 Outputs: the checkpoint (self-describing, see fer.training.model) and a dvclive folder: one TSV per
 metric with a row per epoch, written as each epoch ends (`dvc exp show` and `dvc plots`
 read it while the run goes on), and metrics.json with the last epoch's values and the
-run's summary (best epoch, speed). While it runs, the full training state is saved after
-every epoch; if the run is killed, the same command resumes from the last completed epoch,
-and the state file is removed once training finishes.
+run's summary (best epoch, speed). The checkpoint is then calibrated on the val split
+(evaluate.calibrate: one temperature per evaluate.tta, see fer.training.calibrate).
+
+While it runs, the full training state is saved after every epoch; if the run is killed, the
+same command resumes from the last completed epoch, and the state file is removed once
+training finishes.
 
 With train.devices > 1 the script runs itself again under torchrun on that many processes
 (DDP; `torchrun --nproc-per-node N src/train.py ...` works too): every rank trains on its
@@ -24,6 +27,7 @@ from dvclive import Live
 from fer.cli import run
 from fer.data.cache import load_split
 from fer.training import parallel
+from fer.training.calibrate import calibrate
 from fer.training.model import save_checkpoint
 from fer.training.train import train_run
 
@@ -57,6 +61,7 @@ def main(params):
         if not main_rank:
             return
         save_checkpoint(best, args.checkpoint)
+        ckpt = calibrate(args.checkpoint, x_val, m_val, params.evaluate.calibrate, params.train.device)
         live.step = len(history)  # the summary's step is the last epoch run
         for name, value in {
             "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "epochs_run": len(history),
@@ -66,7 +71,8 @@ def main(params):
         }.items():
             live.log_metric(name, value, plot=False)
     args.state.unlink(missing_ok=True)  # finished: nothing left to resume
-    print(f"train: best val accuracy {best['val_acc']:.4f} at epoch {best['epoch']}; saved {args.checkpoint}")
+    print(f"train: best val accuracy {best['val_acc']:.4f} at epoch {best['epoch']}; calibration temperature "
+          f"{ckpt['temperature'][params.evaluate.tta]:.3f} (val split, tta {params.evaluate.tta}); saved {args.checkpoint}")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,9 @@ def test_classes_the_model_lacks_are_reported_apart_and_left_out_of_accuracy(dat
             "protocol"} <= result.keys()
     assert result["dataset"] == str(dataset) and result["protocol"] == "cross-dataset, all 12 images"
     assert len(confusion) == 9 and "contempt" not in set(confusion["actual"])
+    # how far its probabilities hold on these faces, and on whom it fails (the set's people)
+    assert {"ece", "nll", "brier", "selective"} <= result.keys() and result["temperature"] == 1.0
+    assert result["groups"]["subject"]["people"] == 3 and set(result["groups"]) == {"subject"}
 
 
 def test_the_command_reads_an_archive_and_writes_json_and_confusion_csv(dataset, checkpoint, tmp_path, capsys):

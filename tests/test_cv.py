@@ -38,6 +38,8 @@ def test_a_fold_is_tested_on_its_own_people_and_a_finished_fold_is_kept(tiny_cv,
     result = cv.run_fold(params, images, meta, rows, 1, cache_meta, tmp_path)
     assert result["predictions"]["path"] == meta["path"].iloc[rows["test"]].tolist()
     assert result["metrics"]["test_images"] == len(rows["test"]) and 0 <= result["metrics"]["accuracy"] <= 1
+    assert result["metrics"]["calibration"]["method"] == "temperature"  # calibrated on the fold's val images
+    assert len(result["predictions"]["confidence"]) == len(rows["test"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fold-1.json"]  # no checkpoint or train state left
 
     def no_training(*args, **kwargs):
@@ -51,12 +53,15 @@ def test_a_fold_is_tested_on_its_own_people_and_a_finished_fold_is_kept(tiny_cv,
 
 
 def fake_folds(accuracies):
-    return [{"metrics": {"accuracy": a, "macro_f1": a - 0.1, "balanced_accuracy": a - 0.05, "test_images": 10},
-             "best_epoch": 3} for a in accuracies]
+    return [{"metrics": {"accuracy": a, "macro_f1": a - 0.1, "balanced_accuracy": a - 0.05, "test_images": 10,
+                         "calibration": {"temperature": 1.5 + i / 10, "uncalibrated": {"nll": 1.0 + i, "brier": 0.5},
+                                         "calibrated": {"nll": 0.8, "brier": 0.4 + i / 10}}},
+             "best_epoch": 3} for i, a in enumerate(accuracies)]
 
 
 def test_the_summary_gives_mean_spread_interval_pooled_and_per_fold_values():
-    predictions = pd.DataFrame({"actual": ["happy"] * 8 + ["sad"] * 2, "predicted": ["happy"] * 10})
+    predictions = pd.DataFrame({"actual": ["happy"] * 8 + ["sad"] * 2, "predicted": ["happy"] * 10,
+                                "confidence": [0.8] * 10, "confidence_uncalibrated": [1.0] * 10})
     cv = summarize(fake_folds([0.6, 0.7, 0.8]), predictions, ["happy", "sad"], {"protocol": "3-fold"}, "abc")
     acc = cv["accuracy"]
     assert acc["mean"] == pytest.approx(0.7) and acc["std"] == pytest.approx(0.1)
@@ -66,6 +71,11 @@ def test_the_summary_gives_mean_spread_interval_pooled_and_per_fold_values():
     assert cv["pooled"]["accuracy"] == 0.8 and cv["pooled"]["balanced_accuracy"] == 0.5
     assert cv["per_fold"]["accuracy"] == [0.6, 0.7, 0.8] and cv["folds"] == 3 and cv["folds_digest"] == "abc"
     assert len(fold_table(cv)) == 9
+    # calibration over every fold's test images: ECE from the pooled answers, NLL and Brier as means over images
+    cal = cv["calibration"]
+    assert cal["uncalibrated"] == {"ece": pytest.approx(0.2), "nll": pytest.approx(2.0), "brier": pytest.approx(0.5)}
+    assert cal["calibrated"] == {"ece": pytest.approx(0.0), "nll": pytest.approx(0.8), "brier": pytest.approx(0.5)}
+    assert cal["temperature"]["mean"] == pytest.approx(1.6)
     assert summarize([], predictions.iloc[:0], ["happy"], {}, "") == {"folds": 0}
     assert t_interval([0.5, 0.5]) == (0.5, 0.5)
 

@@ -94,3 +94,20 @@ def test_filenames_needs_a_label_pattern_with_one_group():
         DataParams(format="filenames")
     with pytest.raises(ValueError, match="label_pattern .* needs exactly one \\(group\\)"):
         DataParams(format="filenames", label_pattern=r"^(\d)(\d)")
+
+
+def test_attributes_from_file_names_and_label_csv_columns_reach_the_image_list(demo_raw, tmp_path):
+    # what accuracy per group is reported on (evaluate reads them from the split's manifest)
+    root, _ = rename_tree(demo_raw, tmp_path, "rafd")
+    data = DataParams(source=str(root), format="filenames", label_pattern="rafd",
+                      attributes={"sex": "_(female|male)_", "ethnicity": r"Rafd\d+_\d+_([A-Za-z]+)_"})
+    images, _ = formats.scan(root, data)
+    assert images["sex"].value_counts().to_dict() == {"female": 42, "male": 42}
+    assert set(images["ethnicity"]) == {"Caucasian"}
+    images[["path", "label"]].assign(gender=images["sex"]).to_csv(root / "labels.csv", index=False)
+    listed, _ = formats.scan(root, DataParams(source=str(root), format="csv", label_csv={"attributes": ["gender"]}))
+    assert listed.set_index("path")["gender"].to_dict() == images.set_index("path")["sex"].to_dict()
+    with pytest.raises(FerError, match=r"data.label_csv.attributes age: not a column of labels.csv \(path, label, gender\)"):
+        formats.scan(root, DataParams(source=str(root), format="csv", label_csv={"attributes": ["age"]}))
+    with pytest.raises(ValueError, match="attributes.subject: subject is the pipeline's own column"):
+        DataParams(attributes={"subject": "(x)"})

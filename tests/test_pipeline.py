@@ -5,12 +5,16 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from helpers import TINY, make_repo, run
 
-from fer.use.predict import OnnxModel
+from fer.data.cache import load_split
+from fer.training.calibrate import fit_temperature
+from fer.training.model import load_checkpoint, view_logits
+from fer.use.predict import OnnxModel, TorchModel
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +56,45 @@ def test_repro_produces_metrics_plots_and_an_honest_split(repo):
     for curve in ("train_acc", "val_acc"):  # one point per epoch, the epoch on x
         assert sorted(int(r["step"]) for r in rows["accuracy"] if curve in r) == [1, 2]
     assert shown["accuracy"][0]["content"]["encoding"]["x"]["title"] == "epoch"
+
+
+def test_repro_reports_calibration_abstaining_and_who_the_model_fails(repo):
+    m = json.loads((repo / "metrics/metrics.json").read_text())
+    cal = m["calibration"]
+    assert cal["method"] == "temperature" and cal["temperature"] > 0 and cal["bins"] == 15
+    for when in ("uncalibrated", "calibrated"):
+        assert set(cal[when]) == {"ece", "nll", "brier", "accuracy"} and 0 <= cal[when]["ece"] <= 1
+    assert {k: m[k] for k in ("ece", "nll", "brier", "accuracy")} == cal["calibrated"]  # flat: what a user gets
+    assert set(m["selective"]["at_coverage"]) == {"90%", "80%", "50%"} and "0.6" in m["selective"]["at_confidence"]
+    # the demo's people are known, and their sex and session: accuracy per group, worst named
+    assert {"subject", "sex", "session"} <= set(m["groups"]) and m["groups"]["sex"]["groups"].keys() == {"F", "M"}
+    assert m["groups"]["subject"]["people"] == json.loads((repo / "metrics/split.json").read_text())["test_subjects"]
+    groups = pd.read_csv(repo / "plots/groups.csv")
+    assert set(groups["attribute"]) == set(m["groups"])
+    # the temperature was fitted on the val split, never on test
+    ckpt = torch.load(repo / "models/best.pt", weights_only=True)
+    manifest = pd.read_csv(repo / "data/split/manifest.csv")
+    assert ckpt["calibration"] == {"method": "temperature", "fitted_on": "val", "images": (manifest["split"] == "val").sum()}
+    model, _ = load_checkpoint(repo / "models/best.pt")
+    fitted = {}
+    for split in ("val", "test"):
+        images, facts = load_split(repo / "data/prepared", manifest, split)
+        fitted[split] = fit_temperature(view_logits(model, images, ckpt["data_config"], torch.device("cpu"), tta="flip"),
+                                        facts["target"])
+    assert ckpt["temperature"]["flip"] == pytest.approx(fitted["val"]) and fitted["test"] != pytest.approx(fitted["val"])
+    for png in ("reliability.png", "coverage.png"):
+        assert (repo / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+    shown = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
+    reliability = shown["reliability"][0]["content"]["data"]["values"]
+    assert {r["filename"] for r in reliability} == {
+        "plots/reliability/uncalibrated.csv", "plots/reliability/calibrated.csv"}
+    assert len(shown["plots/coverage.csv"][0]["content"]["data"]["values"]) == len(pd.read_csv(repo / "plots/coverage.csv"))
+    card = (repo / "models/MODEL_CARD.md").read_text()
+    assert "## How far the probabilities can be trusted" in card and "## Where it does worse" in card
+    # the ONNX file and the checkpoint give the same calibrated probabilities
+    images, _ = load_split(repo / "data/prepared", manifest, "test")
+    np.testing.assert_allclose(OnnxModel(repo / "models/model.onnx")(images.astype(np.float32)),
+                               TorchModel(repo / "models/best.pt", "cpu", "flip")(images), atol=1e-4)
 
 
 def test_experiment_reruns_only_training_and_after(repo):
@@ -191,25 +234,28 @@ def test_cross_validation_from_the_single_split_and_back(repo):
     shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
     exps = {r["name"]: r["data"] for e in shown for x in e.get("experiments") or [] for r in x["revs"]}
     assert exps["cv-lr-1e-3"]["metrics"]["metrics/cv.json"]["data"]["accuracy"] == cv["accuracy"]
-    run(repo, "dvc", "exp", "run", "-n", "cv-lr-2e-2", "-S", "split.folds=3", "-S", "train.lr=0.02")
-    compared = run(repo, sys.executable, "-m", "fer.evaluation.compare", "cv-lr-1e-3", "cv-lr-2e-2",
+    # calibration pooled over the folds, each fold calibrated on its own val images
+    cal = cv["calibration"]
+    assert cal["temperature"]["min"] > 0 and set(cal["calibrated"]) == {"ece", "nll", "brier"}
+    assert (repo / "plots/cv/reliability.png").read_bytes()[:4] == b"\x89PNG"
+    # an experiment read by its name (paired folds; the comparison of methods is test_cv's)
+    compared = run(repo, sys.executable, "-m", "fer.evaluation.compare", "cv-lr-1e-3", "metrics/cv.json",
                    env={"PYTHONPATH": str(repo / "src")}).stdout
-    assert "A = cv-lr-1e-3, B = cv-lr-2e-2: 3 paired folds" in compared and "noise" in compared
-    out = run(repo, "dvc", "exp", "run", "-S", "split.folds=0", "-S", "train.lr=0.001").stdout
-    assert "Stage 'preprocess' didn't change, skipping" in out
-    assert json.loads((repo / "metrics/cv.json").read_text()) == {"folds": 0}
-    assert len(pd.read_csv(repo / "plots/cv/confusion.csv")) == 0  # DVC draws nothing for it
-    assert not list((repo / "plots/cv").glob("*.png"))  # nor a picture saying there is nothing
+    assert "A = cv-lr-1e-3, B = metrics/cv.json: 3 paired folds" in compared and "no difference" in compared
 
 
 def test_a_split_change_decodes_nothing_again(repo):
     """Comparing protocols costs training only: the cache is built once per size, channels
     and crop, and every split (another seed, the leaky one) chooses its rows from it."""
     cache = (repo / "data/prepared/images.npy").read_bytes()
-    out = run(repo, "dvc", "exp", "run", "-S", "split.group_by=none", "-S", "split.seed=7").stdout
+    out = run(repo, "dvc", "exp", "run", "-S", "split.group_by=none", "-S", "split.seed=7", "-S", "split.folds=0").stdout
     assert "Running stage 'split'" in out and "Stage 'preprocess' didn't change, skipping" in out
     assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
     assert (repo / "data/prepared/images.npy").read_bytes() == cache
+    # back from cross-validation (test_cross_validation ran folds): nothing left of it
+    assert json.loads((repo / "metrics/cv.json").read_text()) == {"folds": 0}
+    assert len(pd.read_csv(repo / "plots/cv/confusion.csv")) == 0  # DVC draws nothing for it
+    assert not list((repo / "plots/cv").glob("*.png"))  # nor a picture saying there is nothing
     split = json.loads((repo / "metrics/split.json").read_text())
     assert split["protocol"] == "image-level (subjects leak)" and split["subject_overlap"] > 0
     m = json.loads((repo / "metrics/metrics.json").read_text())

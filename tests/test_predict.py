@@ -4,12 +4,14 @@ import json
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from matplotlib import cbook
 from PIL import Image
 
 from fer.data import synthetic
+from fer.training.calibrate import calibrate
 from fer.training.model import create, data_config, save_checkpoint
 from fer.use.export import export_onnx, model_card, parity
 from fer.use.predict import OnnxModel, TorchModel, main, predict_files
@@ -139,6 +141,62 @@ def test_flip_tta_averages_a_face_with_its_mirror_image(checkpoint, tmp_path):
         main([str(GRACE_HOPPER), "--onnx", str(tmp_path / "plain.onnx"), "--tta", "flip"])
 
 
+@pytest.fixture(scope="module")
+def calibrated(checkpoint, tmp_path_factory):
+    """The checkpoint calibrated on random "val" faces with random labels: an untrained model
+    is over-confident about them, so its temperatures come out well above 1."""
+    path = tmp_path_factory.mktemp("calibrated") / "best.pt"
+    path.write_bytes(checkpoint.read_bytes())
+    c = torch.load(path, weights_only=True)["data_config"]["input_size"][0]
+    rng = np.random.default_rng(2)
+    val = rng.integers(0, 256, (64, c, 48, 48), dtype=np.uint8)
+    ckpt = calibrate(path, val, pd.DataFrame({"target": rng.integers(0, len(CLASSES), 64)}), device="cpu")
+    assert ckpt["calibration"] == {"method": "temperature", "fitted_on": "val", "images": 64}
+    assert all(t > 1.05 for t in ckpt["temperature"].values()) and ckpt["temperature"]["none"] != ckpt["temperature"]["flip"]
+    return path
+
+
+@pytest.mark.parametrize("tta", ["none", "flip"])
+def test_the_checkpoint_the_onnx_file_and_fer_predict_give_the_same_calibrated_probabilities(calibrated, tmp_path, tta):
+    from fer.training.model import load_checkpoint
+
+    model, ckpt = load_checkpoint(calibrated)
+    t = ckpt["temperature"][tta]
+    export_onnx(model, ckpt, tmp_path / "model.onnx", tta=tta)
+    onnx_model, torch_model = OnnxModel(tmp_path / "model.onnx"), TorchModel(calibrated, "cpu", tta)
+    assert onnx_model.temperature == torch_model.temperature == pytest.approx(t)
+    c = ckpt["data_config"]["input_size"][0]
+    faces = np.random.default_rng(3).integers(0, 256, (16, c, 48, 48), dtype=np.uint8)
+    np.testing.assert_allclose(onnx_model(faces.astype(np.float32)), torch_model(faces), atol=1e-4)
+    raw = TorchModel(checkpoint_without_calibration(calibrated, tmp_path), "cpu", tta)(faces)
+    assert torch_model(faces).max(1).mean() < raw.max(1).mean() - 0.01  # softened: T > 1
+    if tta == "none":  # one view: exactly the softmax of the logits over T, the same answers
+        expected = torch.from_numpy(np.log(raw)).div(t).softmax(1).numpy()
+        np.testing.assert_allclose(torch_model(faces), expected, atol=1e-5)
+        assert (torch_model(faces).argmax(1) == raw.argmax(1)).all()
+
+
+def checkpoint_without_calibration(path, tmp_path):
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["temperature"], ckpt["calibration"]
+    save_checkpoint(ckpt, tmp_path / "raw.pt")
+    return tmp_path / "raw.pt"
+
+
+def test_min_confidence_labels_unsure_faces_uncertain_and_keeps_their_probabilities(calibrated, tmp_path, capsys):
+    args = [GRACE_HOPPER, "--checkpoint", str(calibrated), "--device", "cpu", "--json"]
+    assert main([*args, str(tmp_path / "all.json")]) == 0
+    answered = json.loads((tmp_path / "all.json").read_text())[0]
+    assert answered["label"] in CLASSES and answered["confidence"] == max(answered[c] for c in CLASSES)
+    assert main([*args, str(tmp_path / "sure.json"), "--min-confidence", str(answered["confidence"] + 0.01)]) == 0
+    unsure = json.loads((tmp_path / "sure.json").read_text())[0]
+    assert unsure["label"] == "uncertain" and all(unsure[c] == pytest.approx(answered[c]) for c in CLASSES)
+    assert "1 uncertain" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, str(tmp_path / "x.json"), "--min-confidence", "60"])
+    assert "--min-confidence is a probability, 0 to 1" in capsys.readouterr().err
+
+
 def test_model_card_says_what_was_measured(checkpoint):
     ckpt = torch.load(checkpoint, weights_only=True)
     metrics = {"accuracy": 0.9, "macro_f1": 0.8, "balanced_accuracy": 0.85, "majority_baseline": 0.14,
@@ -147,3 +205,21 @@ def test_model_card_says_what_was_measured(checkpoint):
     for text in ("subject-disjoint", "No person appears in two splits", "| 0.9000 | 0.8000 | 0.8500 | 0.1400 |",
                  "## Intended use and limits", "confusion.png", "| happy |"):
         assert text in card
+    assert "## How far the probabilities can be trusted" not in card  # not measured: not claimed
+    metrics.update({
+        "calibration": {"method": "temperature", "temperature": 1.7, "bins": 15,
+                        "uncalibrated": {"ece": 0.12, "nll": 0.9, "brier": 0.4},
+                        "calibrated": {"ece": 0.015, "nll": 0.7, "brier": 0.35}},
+        "selective": {"at_confidence": {"0.6": {"coverage": 0.8, "accuracy": 0.95},
+                                        "0.9": {"coverage": 0.0, "accuracy": None}}},
+        "groups": {"sex": {"worst": "M", "worst_accuracy": 0.8, "best": "F", "best_accuracy": 0.95, "gap": 0.15,
+                           "groups": {"M": {"accuracy": 0.8, "count": 40}, "F": {"accuracy": 0.95, "count": 40}}},
+                   "subject": {"worst": "M07", "worst_accuracy": 0.5, "best": "F02", "best_accuracy": 1.0, "gap": 0.5,
+                               "people": 7, "median_accuracy": 0.9, "images_per_person": 14.0}}})
+    card = model_card(ckpt, metrics, {"protocol": "subject-disjoint", "subject_overlap": 0}, 1e-6, "model.onnx")
+    for text in ("T = 1.700, fitted on the val split", "| uncalibrated | 0.1200 |", "| as delivered | 0.0150 |",
+                 "`fer-predict --min-confidence P`", "| 0.6 | 80.0% | 95.0% |", "## Where it does worse",
+                 "By sex: M 80.0% (n=40), F 95.0% (n=40); gap 15.0% between M and F",
+                 "worst M07 50.0%, median 90.0%, best F02 100.0%"):
+        assert text in card
+    assert "| 0.9 |" not in card  # no face answered at 0.9: no row

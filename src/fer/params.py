@@ -31,6 +31,7 @@ class LabelCsvParams(Section):
     path: str = ""
     label: str = ""
     subject: str = ""
+    attributes: tuple[str, ...] = ()  # more columns to carry, each an attribute of the image (accuracy per group)
 
 
 class DataParams(Section):
@@ -43,6 +44,7 @@ class DataParams(Section):
     ckplus_neutral: bool = False
     subject_pattern: str = ""
     label_pattern: str = ""
+    attributes: dict[str, str] = {}  # name -> regex whose one (group) in the image's path is its value
     ferplus_labels: Literal["majority", "distribution"] = "majority"
     demo_subjects: int = Field(24, ge=4, le=70)
     demo_angles: tuple[Literal[KDEF_ANGLES], ...] = ("HL", "S", "HR")
@@ -66,6 +68,10 @@ class DataParams(Section):
                              f"label, or a preset ({', '.join(NAME_PATTERNS)})")
         if self.label_pattern not in NAME_PATTERNS:
             _check_pattern("label_pattern", self.label_pattern, "the label")
+        for name, pattern in self.attributes.items():
+            if name in RESERVED_COLUMNS:
+                raise ValueError(f"attributes.{name}: {name} is the pipeline's own column; name the attribute otherwise")
+            _check_pattern(f"attributes.{name}", pattern, f"the {name} of each image")
         return self
 
     @field_validator("class_map")
@@ -80,6 +86,10 @@ class DataParams(Section):
                 raise ValueError(f"{cmap!r} needs one non-empty class per folder name or code, each name or code "
                                  "once (or \"\" for none)")
         return cmap
+
+
+# columns of the image lists an attribute may not take (sex, session and angle it may fill in)
+RESERVED_COLUMNS = ("path", "label", "subject", "official", "raw_label", "digest", "votes", "target", "split", "fold")
 
 
 def _check_pattern(key: str, pattern: str, what: str) -> None:
@@ -185,6 +195,7 @@ class TrainParams(Section):
 
 class EvaluateParams(Section):
     tta: Literal["none", "flip"] = "flip"
+    calibrate: Literal["temperature", "none"] = "temperature"
 
 
 class ExternalSet(Section):

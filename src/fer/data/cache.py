@@ -56,7 +56,7 @@ def load_split(prepared_dir: str | Path, manifest: str | Path | pd.DataFrame, sp
         manifest = read_manifest(manifest)
     images, meta = load_cache(prepared_dir)
     rows = split_rows(meta, manifest, split)
-    return np.asarray(images[rows]), meta.iloc[rows].reset_index(drop=True)
+    return np.asarray(images[rows]), _known(meta.iloc[rows], manifest)
 
 
 def load_facts(prepared_dir: str | Path, manifest: str | Path | pd.DataFrame, split: str) -> pd.DataFrame:
@@ -64,7 +64,13 @@ def load_facts(prepared_dir: str | Path, manifest: str | Path | pd.DataFrame, sp
     if not isinstance(manifest, pd.DataFrame):
         manifest = read_manifest(manifest)
     meta = _read_facts(cache_files(prepared_dir)[1])
-    return meta.iloc[split_rows(meta, manifest, split)].reset_index(drop=True)
+    return _known(meta.iloc[split_rows(meta, manifest, split)], manifest)
+
+
+def _known(facts: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:
+    """`facts` with what else the manifest knows of each image (e.g. KDEF's sex), in their order."""
+    extra = [c for c in manifest.columns if c not in facts.columns and c != "split"]
+    return facts.reset_index(drop=True).merge(manifest[["path", *extra]].drop_duplicates("path"), on="path", how="left")
 
 
 def targets(facts: pd.DataFrame, classes: list[str], distribution: bool = False) -> np.ndarray:

@@ -66,7 +66,10 @@ def scan(root: str | Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
         images, skipped = images[keep], pd.concat([skipped, reasons], ignore_index=True)
     if "digest" not in images or images["digest"].isna().any():
         images["digest"] = [hashlib.sha1((root / p).read_bytes()).hexdigest() for p in images["path"]]
-    images = images.reindex(columns=COLUMNS).astype(object)
+    for name, pattern in data.attributes.items():  # e.g. RaFD's sex and ethnicity from its file names
+        images[name] = images["path"].str.extract(pattern, expand=False)
+    extra = [c for c in images.columns if c not in COLUMNS]  # attributes: accuracy per group in evaluate
+    images = images.reindex(columns=COLUMNS + extra).astype(object)
     return images.where(images.notna(), "").reset_index(drop=True), skipped.reset_index(drop=True)
 
 
@@ -267,6 +270,7 @@ def scan_csv(root: Path, columns, class_map: dict[str, str] | None) -> tuple[pd.
     for rel in sorted(files):
         by_name.setdefault(rel.rsplit("/", 1)[-1], []).append(rel)
     rows, skipped, used = [], [], set()
+    attributes = list(dict.fromkeys(columns.attributes))
     for csv, table_rows in _label_csvs(root, columns):
         base = csv.parent.relative_to(root).as_posix()
         used.add(csv.relative_to(root).as_posix())
@@ -282,12 +286,12 @@ def scan_csv(root: Path, columns, class_map: dict[str, str] | None) -> tuple[pd.
                 continue
             used.add(rel)
             rows.append({"path": rel, "raw_label": row["label"].strip(), "subject": row.get("subject", "").strip(),
-                         "official": _split_folder(root / rel, root)})
+                         "official": _split_folder(root / rel, root), **{a: row[a].strip() for a in attributes}})
     if not rows:
         raise FerError(f"no row of the label CSV names an image under {root} (e.g. {skipped[0][1]}: "
                        f"{skipped[0][0]!r}); image paths are read beside the CSV, under the source folder, "
                        "or by file name" if skipped else f"the label CSVs under {root} have no rows")
-    images = pd.DataFrame(rows, columns=COLUMNS)
+    images = pd.DataFrame(rows, columns=COLUMNS + attributes)
     images["label"] = images["raw_label"].map(map_labels(images["raw_label"], class_map, "label"))
     skipped += [(f, "not an image file" if Path(f).suffix.lower() not in IMAGE_SUFFIXES else "no row of the label CSV "
                  "names it") for f in sorted(files - used)]
@@ -313,7 +317,8 @@ def _csv_image(value: str, base: str, files: set[str], by_name: dict[str, list[s
 
 def _label_csvs(root: Path, columns) -> list[tuple[Path, pd.DataFrame]]:
     """Every label CSV (`columns.file`, or each .csv under root that has a path and a label
-    column), as (file, rows with columns renamed to path, label[, subject], all strings)."""
+    column), as (file, rows with columns renamed to path, label[, subject], all strings, and
+    the `columns.attributes` columns as they are)."""
     named = root / columns.file if columns.file else None
     if named is not None and not named.is_file():
         raise FerError(f"data.label_csv.file {columns.file!r} is not a file in {root}")
@@ -331,7 +336,10 @@ def _label_csvs(root: Path, columns) -> list[tuple[Path, pd.DataFrame]]:
             raise FerError(f"data.label_csv.subject {columns.subject!r} is not a column of {csv.name} "
                            f"({', '.join(table.columns)})")
         if picked["path"] and picked["label"]:
-            keep = {c: role for role, c in picked.items() if c}
+            if missing := [a for a in columns.attributes if a not in table.columns]:
+                raise FerError(f"data.label_csv.attributes {', '.join(missing)}: not a column of {csv.name} "
+                               f"({', '.join(table.columns)})")
+            keep = {c: role for role, c in picked.items() if c} | {a: a for a in columns.attributes}
             found.append((csv, table[list(keep)].rename(columns=keep)))
     if not found:
         raise FerError(f"no label CSV in {root}: data.format=csv needs a .csv with an image path column "

@@ -34,7 +34,7 @@ from fer.data.faces import DETECTOR
 from fer.data.labels import canonical
 from fer.data.preprocess import blank, csv_pixels
 from fer.data.split import assign, drop_repeats, select_angles
-from fer.evaluation import metrics, scoring
+from fer.evaluation import calibration, groups, metrics, scoring
 from fer.evaluation.metrics import NO_ANSWER
 from fer.io import write_csv, write_json
 from fer.params import DataParams, SplitParams, parse_params
@@ -92,18 +92,23 @@ def score(checkpoint: str | Path, images: pd.DataFrame, raw: Path, tta: str = "f
     answer = largest.set_index("file")["label"].map(classes.index)
     usable = images[~images["path"].isin(errors["file"])]
     pred = usable["path"].map(answer).fillna(NO_ANSWER).astype(int).to_numpy()
-    result, rows = score_answers(usable, pred, classes)
-    result.update({"faces": "whole image (crops)" if not detect else f"largest face found ({DETECTOR})",
+    probs = largest.set_index("file")[classes].reindex(usable["path"]).to_numpy(dtype=float)  # NaN: no face
+    result, rows = score_answers(usable, pred, classes, probs)
+    result.update({"temperature": model.temperature,"faces": "whole image (crops)" if not detect else f"largest face found ({DETECTOR})",
                    "undecodable": int((~no_picture).sum()), "no_picture": int(no_picture.sum())})
     return result, rows
 
 
-def score_answers(images: pd.DataFrame, pred: np.ndarray, classes: list[str]) -> tuple[dict, pd.DataFrame]:
+def score_answers(images: pd.DataFrame, pred: np.ndarray, classes: list[str], probs: np.ndarray | None = None
+                  ) -> tuple[dict, pd.DataFrame]:
     """`fer.evaluation.scoring.score` of a model's answers `pred` (indices into `classes`,
     `NO_ANSWER` where no face was found: counted wrong) on `images` (label, angle, path).
     Labels go through the alias table; images of classes the model does not know are counted
     apart under `unknown_classes`, with what the model called them. Adds `shared_classes`,
-    `absent_classes` (the model's classes the test set lacks), `unknown_images` and `no_face`."""
+    `absent_classes` (the model's classes the test set lacks), `unknown_images` and `no_face`;
+    accuracy per group of what is known of the images (subject, angle, ...), and given the
+    answers' `probs` (N, classes; NaN where no face was found), calibration and selective
+    prediction over the answered images."""
     index = {canonical(c) or c: i for i, c in enumerate(classes)}
     labels = images["label"].map(lambda c: canonical(c) or c)
     known = labels.isin(index).to_numpy()
@@ -115,7 +120,12 @@ def score_answers(images: pd.DataFrame, pred: np.ndarray, classes: list[str]) ->
     with warnings.catch_warnings():  # the model may answer a class the test set lacks (neutral on CK+): expected
         warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
         result, rows = scoring.score(y_true, y_pred, classes, y_true, images["angle"][known], scored=present,
-                                     paths=images["path"][known])
+                                     paths=images["path"][known],
+                                     attributes=images[known].drop(columns=groups.NOT_ATTRIBUTES, errors="ignore"))
+    if probs is not None and (answered := y_pred != NO_ANSWER).any():
+        known_probs, hit = probs[known][answered], (y_true == y_pred)[answered]
+        result.update(calibration.summary(known_probs, y_true[answered]))
+        result["selective"] = calibration.selective(known_probs.max(1), hit)
     unknown = pd.DataFrame({"label": labels[~known], "predicted": metrics.class_names(pred[~known], classes)})
     result.update({
         "shared_classes": [classes[i] for i in present],

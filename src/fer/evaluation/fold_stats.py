@@ -8,6 +8,8 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
+from fer.evaluation import calibration
+
 HEADLINE = ("accuracy", "macro_f1", "balanced_accuracy")
 CONFIDENCE = 0.95
 
@@ -50,10 +52,26 @@ def summarize(folds: list[dict], predictions: pd.DataFrame, classes: list[str], 
         "folds": len(folds), "protocol": split.get("protocol", ""), "subjects": split.get("subjects", "known"),
         **{m: spread(per_fold[m]) for m in HEADLINE}, **by_angle,
         "pooled": {k: float(v) for k, v in pooled.items()}, "test_images": len(predictions),
+        "calibration": pooled_calibration(folds, predictions),
         "per_fold": {**per_fold, "test_images": [f["metrics"]["test_images"] for f in folds],
                      "best_epoch": [f["best_epoch"] for f in folds]},
         "folds_digest": digest,
     }
+
+
+def pooled_calibration(folds: list[dict], predictions: pd.DataFrame) -> dict:
+    """Calibration over every fold's test images: ECE from the pooled answers (`confidence`,
+    `confidence_uncalibrated`), NLL and Brier score as the folds' means weighted by their test
+    images (both are means over images), and the spread of the folds' fitted temperatures."""
+    correct = (predictions["actual"] == predictions["predicted"]).to_numpy()
+    weights = np.array([f["metrics"]["test_images"] for f in folds], dtype=float)
+    out = {"temperature": spread([f["metrics"]["calibration"]["temperature"] for f in folds]),
+           "bins": calibration.BINS}
+    for name, column in (("uncalibrated", "confidence_uncalibrated"), ("calibrated", "confidence")):
+        out[name] = {"ece": calibration.ece(predictions[column], correct),
+                     **{m: float(np.average([f["metrics"]["calibration"][name][m] for f in folds], weights=weights))
+                        for m in ("nll", "brier")}}
+    return out
 
 
 def fold_table(cv: dict) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Cross-validation over the cached images: each fold trained and tested as the single split is.
 
 Preprocess caches every image once; a fold is a choice of rows (data/split/folds.csv). Each
-fold trains as the train stage trains (`fer.training.train.train_run`) and is tested as the
+fold trains and is calibrated on its val images as the train stage does
+(`fer.training.train.train_run`, `fer.training.calibrate.calibrate`) and is tested as the
 evaluate stage tests (`fer.evaluation.scoring.score_cache`), so a fold's numbers mean what
 metrics/metrics.json means. A finished fold's result is kept in the state folder until the
 whole run ends: a killed run resumes at the first unfinished fold, and inside it at the
@@ -22,6 +23,7 @@ from fer.data.cache import SPLITS
 from fer.evaluation.scoring import score_cache
 from fer.io import write_json
 from fer.params import Params
+from fer.training.calibrate import calibrate
 from fer.training.model import save_checkpoint
 from fer.training.train import train_run
 
@@ -41,7 +43,8 @@ def fold_rows(folds: pd.DataFrame, meta: pd.DataFrame, fold: int) -> dict[str, n
 
 def fingerprint(params: Params, cache_meta: dict, meta: pd.DataFrame, rows: dict[str, np.ndarray]) -> str:
     """What a fold's result depends on: the train params, the cache and the fold's images."""
-    what = {"params": params.train.model_dump(), "tta": params.evaluate.tta, "cache": cache_meta,
+    what = {"params": params.train.model_dump(), "tta": params.evaluate.tta,
+            "calibrate": params.evaluate.calibrate, "cache": cache_meta,
             "images": {s: meta["path"].iloc[idx].tolist() for s, idx in rows.items()}}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
@@ -62,10 +65,11 @@ def run_fold(params: Params, images: np.ndarray, meta: pd.DataFrame, rows: dict[
                                        cache_meta, state_path=train_state, fold=fold)
     checkpoint = state_dir / f"fold-{fold}-best.pt"
     save_checkpoint(best, checkpoint)
+    calibrate(checkpoint, images[rows["val"]], meta.iloc[rows["val"]], params.evaluate.calibrate, params.train.device)
     metrics, confusion = score_cache(checkpoint, images[rows["test"]], meta.iloc[rows["test"]],
                                      meta["target"].iloc[rows["train"]], params.evaluate.tta, params.train.device)
     result = {"fingerprint": key, "fold": fold, "metrics": metrics,
-              "predictions": confusion[["path", "actual", "predicted"]].to_dict("list"),
+              "predictions": confusion[["path", "actual", "predicted", "confidence", "confidence_uncalibrated"]].to_dict("list"),
               "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "epochs_run": len(history),
               "train_seconds": round(seconds, 1)}
     write_json(result, done)

@@ -67,6 +67,41 @@ def folds_png(table: pd.DataFrame, path: str | Path) -> None:
     plt.close(fig)
 
 
+def reliability_png(bins: dict[str, pd.DataFrame], path: str | Path) -> None:
+    """Reliability diagram: per confidence bin, how often the answers were right against how
+    sure the model was (`calibration.reliability`'s rows, one table per name: before and
+    after calibration); on the diagonal, probabilities mean what they say."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfectly calibrated")
+    for name, rows in bins.items():
+        share = rows["count"] / max(rows["count"].sum(), 1)
+        gap = float((share * (rows["accuracy"] - rows["confidence"]).abs()).sum())
+        ax.plot(rows["confidence"], rows["accuracy"], marker="o", label=f"{name} (ECE {gap:.3f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (mean of the bin's highest probability)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title("Reliability diagram, test split")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def coverage_png(curve: pd.DataFrame, path: str | Path) -> None:
+    """Accuracy of the faces answered when only the most confident share is answered."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(curve["coverage"], curve["accuracy"], marker=".")
+    ax.set_xlabel("coverage (share of test faces answered, most confident first)")
+    ax.set_ylabel("accuracy of the answered faces")
+    ax.set_title("Selective prediction: accuracy against coverage")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _note_png(text: str, path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 1.5))
     ax.axis("off")

@@ -8,6 +8,7 @@ channels, mean/std), the params of the run, the epoch and the optimizer state.
 from __future__ import annotations
 
 import difflib
+import math
 import pickle
 from pathlib import Path
 
@@ -161,18 +162,31 @@ def to_input(x: torch.Tensor, cfg: dict, device: torch.device) -> torch.Tensor:
     return ((x.float() - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
-def flip_average(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Class probabilities of `x` averaged with those of its mirror image (test-time
-    augmentation: a mirrored face shows the same expression)."""
-    return (model(x).float().softmax(1) + model(x.flip(3)).float().softmax(1)) / 2
+def views(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """Logits (V, B, classes) of the views test-time augmentation scores: the batch itself,
+    and with tta "flip" also its mirror image (a mirrored face shows the same expression)."""
+    if tta == "flip":
+        return torch.stack([model(x).float(), model(x.flip(3)).float()])
+    return model(x).float()[None]
+
+
+def log_probs(view_logits: torch.Tensor, temperature: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """Log class probabilities (B, classes) from `views`' logits: each view's softmax at
+    `temperature` (calibration: above 1 softens over-confident answers), averaged over views."""
+    logp = (view_logits / temperature).log_softmax(-1)
+    return logp[0] if len(logp) == 1 else logp.logsumexp(0) - math.log(len(logp))
+
+
+def temperature(ckpt: dict, tta: str) -> float:
+    """The calibration temperature the train stage fitted for scoring as `tta` says (1: none)."""
+    return float(ckpt.get("temperature", {}).get(tta, 1.0))
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, images, cfg: dict, device: torch.device, batch_size: int = 256,
-            tta: str = "none") -> torch.Tensor:
-    """Logits (N, classes) on the CPU for uint8 `images` (N, C, H, W: an array, a memory-mapped
-    cache or a tensor already on `device`), in eval mode. tta "flip": the log of `flip_average`'s
-    probabilities, which softmax, argmax and cross-entropy read as they read logits."""
+def view_logits(model: nn.Module, images, cfg: dict, device: torch.device, batch_size: int = 256,
+                tta: str = "none") -> torch.Tensor:
+    """`views`' logits (V, N, classes) on the CPU for uint8 `images` (N, C, H, W: an array, a
+    memory-mapped cache or a tensor already on `device`), in eval mode."""
     was_training = model.training
     model.eval()
     out = []
@@ -180,9 +194,17 @@ def predict(model: nn.Module, images, cfg: dict, device: torch.device, batch_siz
         x = images[i:i + batch_size]
         x = to_input(x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x)), cfg, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(flip_average(model, x).log() if tta == "flip" else model(x).float())
+            out.append(views(model, x, tta))
     model.train(was_training)
-    return torch.cat(out).cpu() if out else torch.empty(0, 0)
+    return torch.cat(out, 1).cpu() if out else torch.empty(1 + (tta == "flip"), 0, 0)
+
+
+def predict(model: nn.Module, images, cfg: dict, device: torch.device, batch_size: int = 256,
+            tta: str = "none", temperature: float = 1.0) -> torch.Tensor:
+    """Log class probabilities (N, classes) of `images` (see `view_logits`), each face scored as
+    `tta` says and softened by `temperature`; softmax, argmax and cross-entropy read them as
+    they read logits."""
+    return log_probs(view_logits(model, images, cfg, device, batch_size, tta), temperature)
 
 
 def pipeline_checkpoint(path: str | Path) -> dict | None:

@@ -1,8 +1,9 @@
 """The best checkpoint as a self-contained ONNX file, checked against PyTorch, plus a model card.
 
 The ONNX graph takes pixels as they are cached (float, 0-255, N x C x H x W) and returns
-class probabilities: normalisation and softmax are inside it, and the class names and data
-config ride along as metadata, so a runtime needs nothing else.
+class probabilities: normalisation, the test-time augmentation, the calibration temperature
+and softmax are inside it, and the class names and data config ride along as metadata, so a
+runtime needs nothing else and gives the probabilities the checkpoint gives.
 """
 
 from __future__ import annotations
@@ -15,31 +16,33 @@ import torch
 from torch import nn
 
 from fer.io import atomic_path
-from fer.training.model import describe_init, flip_average
+from fer.training.model import describe_init, log_probs, temperature, views
 
 
 class Probabilities(nn.Module):
-    """model(normalise(pixels)).softmax(), averaged with the mirror image's when tta is "flip":
-    what a user of the exported file wants out."""
+    """(model(normalise(pixels)) / temperature).softmax(), averaged with the mirror image's when
+    tta is "flip": what a user of the exported file wants out."""
 
-    def __init__(self, model: nn.Module, mean, std, tta: str = "none"):
+    def __init__(self, model: nn.Module, mean, std, tta: str = "none", temperature: float = 1.0):
         super().__init__()
-        self.model, self.tta = model, tta
+        self.model, self.tta, self.temperature = model, tta, temperature
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255)
 
     def forward(self, pixels):
         x = (pixels - self.mean) / self.std
-        return flip_average(self.model, x) if self.tta == "flip" else self.model(x).softmax(1)
+        return log_probs(views(self.model, x, self.tta), self.temperature).exp()
 
 
 def export_onnx(model: nn.Module, ckpt: dict, path: str | Path, opset: int = 17, tta: str = "none") -> None:
     """Write `model` (eval mode, CPU) as ONNX with a dynamic batch axis and class metadata;
-    tta "flip" puts the mirror-image averaging inside the graph (metadata `tta`)."""
+    tta "flip" puts the mirror-image averaging inside the graph (metadata `tta`), and the
+    checkpoint's calibration temperature for that tta divides the logits (metadata `temperature`)."""
     import onnx
 
     cfg = ckpt["data_config"]
-    wrapped = Probabilities(model.cpu().eval(), cfg["mean"], cfg["std"], tta).eval()
+    t = temperature(ckpt, tta)
+    wrapped = Probabilities(model.cpu().eval(), cfg["mean"], cfg["std"], tta, t).eval()
     example = torch.full((2, *cfg["input_size"]), 128.0)
     with atomic_path(path) as tmp:
         torch.onnx.export(
@@ -48,7 +51,7 @@ def export_onnx(model: nn.Module, ckpt: dict, path: str | Path, opset: int = 17,
         )
         proto = onnx.load(str(tmp))
         for key, value in {"classes": ckpt["classes"], "data_config": cfg, "model_name": ckpt["model_name"],
-                           "epoch": ckpt["epoch"], "tta": tta}.items():
+                           "epoch": ckpt["epoch"], "tta": tta, "temperature": t}.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, json.dumps(value)
         onnx.checker.check_model(proto)
@@ -56,12 +59,13 @@ def export_onnx(model: nn.Module, ckpt: dict, path: str | Path, opset: int = 17,
 
 
 def parity(model: nn.Module, ckpt: dict, onnx_path: str | Path, images: np.ndarray, tta: str = "none") -> float:
-    """Largest absolute difference between PyTorch's and onnxruntime's probabilities on `images`."""
+    """Largest absolute difference between PyTorch's and onnxruntime's (calibrated) probabilities on `images`."""
     import onnxruntime
 
     from fer.training.model import predict
 
-    torch_probs = predict(model, images, ckpt["data_config"], torch.device("cpu"), tta=tta).softmax(1).numpy()
+    torch_probs = predict(model, images, ckpt["data_config"], torch.device("cpu"), tta=tta,
+                          temperature=temperature(ckpt, tta)).exp().numpy()
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     onnx_probs = session.run(None, {"pixels": np.asarray(images, dtype=np.float32)})[0]
     return float(np.abs(torch_probs - onnx_probs).max())
@@ -128,7 +132,7 @@ AdamW lr {p.get('lr')}, weight decay {p.get('weight_decay')}, batch {p.get('batc
 {rows}
 
 ![Confusion matrix](../plots/confusion.png)
-
+{_calibration(metrics)}{_where_worse(metrics)}
 ## Intended use and limits
 - For research and for comparing training recipes on posed, roughly frontal, well-lit faces
   like the training data. Expressions are posed or acted in most datasets; spontaneous
@@ -137,6 +141,56 @@ AdamW lr {p.get('lr')}, weight decay {p.get('weight_decay')}, batch {p.get('batc
   make decisions about people (hiring, policing, health, education).
 - Accuracy differs by class (see the table); check it on data like yours before relying on it.
 """
+
+
+def _calibration(metrics: dict) -> str:
+    """The card's sections on how far the probabilities can be trusted and on abstaining."""
+    cal, sel = metrics.get("calibration"), metrics.get("selective")
+    if not cal or not sel:
+        return ""
+    before, after = cal["uncalibrated"], cal["calibrated"]
+    applied = (f"temperature scaling, T = {cal['temperature']:.3f}, fitted on the val split (never on test); the "
+               "checkpoint, the ONNX graph and fer-predict all apply it" if cal["method"] == "temperature"
+               else "none (evaluate.calibrate=none): the probabilities are the network's own")
+    rows = "\n".join(f"| {p} | {v['coverage']:.1%} | {v['accuracy']:.1%} |" for p, v in sel["at_confidence"].items()
+                     if v["coverage"] > 0)
+    return f"""
+## How far the probabilities can be trusted
+Calibration: {applied}. On the test split ({cal['bins']} confidence bins):
+
+| | ECE | NLL | Brier |
+|---|---|---|---|
+| uncalibrated | {before['ece']:.4f} | {before['nll']:.4f} | {before['brier']:.4f} |
+| as delivered | {after['ece']:.4f} | {after['nll']:.4f} | {after['brier']:.4f} |
+
+ECE is the average gap between how sure the model says it is and how often it is right.
+![Reliability diagram](../plots/reliability.png)
+
+**Abstaining.** `fer-predict --min-confidence P` labels a face `uncertain` when its highest
+probability is under P. On the test split:
+
+| P | faces answered (coverage) | accuracy of the answered |
+|---|---|---|
+{rows}
+"""
+
+
+def _where_worse(metrics: dict) -> str:
+    """The card's section on the groups of people and photos the model does worst on."""
+    groups = metrics.get("groups")
+    if not groups:
+        return ""
+    lines = []
+    for attribute, g in groups.items():
+        if attribute == "subject":
+            lines.append(f"- Per person ({g['people']} people in test, a median of {g['images_per_person']:g} images "
+                         f"each): worst {g['worst']} {g['worst_accuracy']:.1%}, median {g['median_accuracy']:.1%}, "
+                         f"best {g['best']} {g['best_accuracy']:.1%}.")
+        else:
+            parts = ", ".join(f"{k} {v['accuracy']:.1%} (n={v['count']})" for k, v in g["groups"].items())
+            lines.append(f"- By {attribute}: {parts}; gap {g['gap']:.1%} between {g['worst']} and {g['best']}.")
+    return ("\n## Where it does worse\nAccuracy per group on the test split, worst first (all groups: "
+            "`plots/groups.csv`):\n" + "\n".join(lines) + "\n")
 
 
 def _honesty(split: dict) -> str:

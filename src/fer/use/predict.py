@@ -28,6 +28,8 @@ from fer.data.preprocess import load_image, open_image
 from fer.progress import progress
 
 DEFAULT_CHECKPOINT = "models/best.pt"
+UNCERTAIN = "uncertain"  # the label of a face answered with less than --min-confidence
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}  # fer-video's
 
 
 def expand(inputs: list[str]) -> list[Path]:
@@ -55,16 +57,21 @@ def framing(data_config: dict) -> tuple[dict, bool]:
 
 
 def face_crops(image: Image.Image, data_config: dict, detect: bool = True) -> tuple[list, list[np.ndarray]]:
-    """Face boxes (x, y, w, h) in `image` and each face as the model's uint8 (C, H, W) input,
-    framed (and aligned) as the model's training images were (`framing`). detect False: the
-    whole image is one face (centre square)."""
+    """Face boxes (x, y, w, h) in `image` and each face as the model's uint8 (C, H, W) input
+    (`face_inputs`). detect False: the whole image is one face (centre square)."""
     channels, size = data_config["input_size"][:2]
     if not detect:
         return [(0, 0, image.width, image.height)], [load_image(np.asarray(image), size, channels == 1)]
-    frame, align = framing(data_config)
     found = find_faces(image)
-    return [rounded(f.box) for f in found], [load_image(np.asarray(crop(image, f, frame, align)), size, channels == 1)
-                                    for f in found]
+    return [rounded(f.box) for f in found], face_inputs(image, found, data_config)
+
+
+def face_inputs(image: Image.Image, faces: list, data_config: dict) -> list[np.ndarray]:
+    """Each of `faces` (`fer.data.faces.Face`) in `image` as the model's uint8 (C, H, W) input,
+    framed (and aligned) as the model's training images were (`framing`)."""
+    channels, size = data_config["input_size"][:2]
+    frame, align = framing(data_config)
+    return [load_image(np.asarray(crop(image, f, frame, align)), size, channels == 1) for f in faces]
 
 
 def read_photo(path: str | Path) -> Image.Image:
@@ -76,21 +83,19 @@ class TorchModel:
     """A checkpoint from the train stage, on `device`."""
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", tta: str = "flip"):
-        import torch
-
         from fer.device import resolve_device
-        from fer.training.model import load_checkpoint
+        from fer.training.model import load_checkpoint, temperature
 
         self.device = resolve_device(device)
         self.model, ckpt = load_checkpoint(checkpoint, self.device)
         self.classes, self.data_config, self.tta = ckpt["classes"], ckpt["data_config"], tta
-        self._torch = torch
+        self.temperature = temperature(ckpt, tta)  # the calibration the train stage fitted (1: none)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         from fer.training.model import predict
 
-        logits = predict(self.model, batch, self.data_config, self.device, tta=self.tta)
-        return self._torch.softmax(logits, 1).numpy()
+        return predict(self.model, batch, self.data_config, self.device, tta=self.tta,
+                       temperature=self.temperature).exp().numpy()
 
 
 class OnnxModel:
@@ -107,13 +112,17 @@ class OnnxModel:
             raise FerError(f"{path} has no class metadata; export it with the pipeline's export stage")
         self.classes, self.data_config = json.loads(meta["classes"]), json.loads(meta["data_config"])
         self.tta = json.loads(meta.get("tta", '"none"'))  # averaging over flips is inside the graph, if at all
+        self.temperature = json.loads(meta.get("temperature", "1"))  # and so is the calibration
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"pixels": batch.astype(np.float32)})[0]
 
 
-def predict_files(files: list, model, detect: bool = True, batch_size: int = 64, read=read_photo):
-    """One row per face (file, box, label, a probability per class) and one per unreadable file.
+def predict_files(files: list, model, detect: bool = True, batch_size: int = 64, read=read_photo,
+                  min_confidence: float = 0.0):
+    """One row per face (file, box, label, confidence: its highest probability, a probability
+    per class) and one per unreadable file. A face whose confidence is under `min_confidence`
+    is labelled `UNCERTAIN` (its probabilities are kept).
     Faces are classified a batch at a time as they are found, so memory does not grow with the
     number of files. read: how a file (any key) becomes an RGB image.
 
@@ -136,7 +145,9 @@ def predict_files(files: list, model, detect: bool = True, batch_size: int = 64,
         probs.append(model(np.stack(crops)))
     probs = np.concatenate(probs) if probs else np.zeros((0, len(model.classes)))
     faces = pd.DataFrame(rows, columns=["file", "x", "y", "w", "h"])
-    faces["label"] = [model.classes[i] for i in probs.argmax(1)] if len(probs) else []
+    faces["label"] = [model.classes[i] if p >= min_confidence else UNCERTAIN
+                      for i, p in zip(probs.argmax(1), probs.max(1))] if len(probs) else []
+    faces["confidence"] = probs.max(1) if len(probs) else []
     for i, c in enumerate(model.classes):
         faces[c] = probs[:, i]
     return faces, pd.DataFrame(errors, columns=["file", "error"])
@@ -155,7 +166,7 @@ def annotate(faces: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         draw = ImageDraw.Draw(image)
         for r in group.itertuples():
             draw.rectangle((r.x, r.y, r.x + r.w, r.y + r.h), outline=(255, 40, 40), width=max(2, image.width // 200))
-            draw.text((r.x + 3, r.y + 3), f"{r.label} {getattr(r, r.label):.2f}", fill=(255, 40, 40))
+            draw.text((r.x + 3, r.y + 3), f"{r.label} {r.confidence:.2f}", fill=(255, 40, 40))
         out = out_dir / Path(file).resolve().relative_to(root)
         out.parent.mkdir(parents=True, exist_ok=True)
         image.save(out)
@@ -177,16 +188,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tta", choices=["flip", "none"],
                         help="flip: average each face with its mirror image, as evaluate.tta=flip (the default) "
                              "scores the test split; an ONNX file does what it was exported with")
+    parser.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
+                        help=f"label a face '{UNCERTAIN}' (probabilities still given) when its highest probability is "
+                             "under P; the model card says which P gives which accuracy and coverage on the test split")
     args = parser.parse_args(argv)
+    if not 0 <= args.min_confidence <= 1:
+        parser.error(f"--min-confidence is a probability, 0 to 1 (got {args.min_confidence:g})")
     with user_errors(FileNotFoundError):
         model = OnnxModel(args.onnx) if args.onnx else TorchModel(args.checkpoint, args.device, args.tta or "flip")
         if args.onnx and args.tta and args.tta != model.tta:
             raise FerError(f"{args.onnx} was exported with tta {model.tta}, so --tta {args.tta} cannot apply; "
                            f"export again with evaluate.tta={args.tta}, or leave out --tta")
         files = expand(args.inputs)
+        if videos := [str(f) for f in files if f.suffix.lower() in VIDEO_SUFFIXES]:
+            raise FerError(f"{videos[0]} is a video: fer-video {videos[0]} --out DIR follows its faces over time")
         if not files:
             raise FerError(f"no image files in {' '.join(args.inputs)}")
-        faces, errors = predict_files(files, model, detect=not args.no_detect, batch_size=args.batch_size)
+        faces, errors = predict_files(files, model, detect=not args.no_detect, batch_size=args.batch_size,
+                                      min_confidence=args.min_confidence)
     for e in errors.itertuples():
         print(f"skipped {e.file}: {e.error}", file=sys.stderr)
     records = json.dumps(faces.to_dict("records"), indent=2)
@@ -198,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         print(records)
     if args.annotate:
         annotate(faces, args.annotate)
-    print(f"{len(faces)} face(s) in {len(files) - len(errors)} image(s); {len(errors)} unreadable", file=sys.stderr)
+    uncertain = f", {(faces['label'] == UNCERTAIN).sum()} uncertain (under {args.min_confidence:g})" if args.min_confidence else ""
+    print(f"{len(faces)} face(s){uncertain} in {len(files) - len(errors)} image(s); {len(errors)} unreadable",
+          file=sys.stderr)
     seen = set(errors["file"]) | set(faces["file"])
     faceless = [str(f) for f in files if str(f) not in seen]
     if faceless:
