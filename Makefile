@@ -68,12 +68,12 @@ KDEF_GPU_BEST_PARAMS := $(KDEF_GPU_PARAMS) -S preprocess.face_crop=true -S train
 	-S train.lr=3e-4 -S train.schedule=onecycle -S train.epochs=60 -S train.label_smoothing=0.1 \
 	-S train.mixup=0.2 -S train.cutmix=1.0 -S train.augment.erasing=0.25 -S evaluate.tta=flip -S split.folds=10
 
-.PHONY: env demo fer2013 fer2013-gpu ferplus kdef kdef-gpu test
+.PHONY: env demo video-demo fer2013 fer2013-gpu ferplus kdef kdef-gpu test
 env: .venv/.complete
-	@# fer-predict, fer-crossdataset and fer-compare run this clone's code: the environment is shared,
+	@# fer-predict, fer-video, fer-crossdataset and fer-compare run this clone's code: the environment is shared,
 	@# so another clone's make may have pointed them at its own copy (or an older one, without today's commands)
 	@.venv/bin/python -c "import fer, sys; sys.exit(not fer.__file__.startswith('$(CURDIR)/src/'))" 2>/dev/null \
-		&& test -x .venv/bin/fer-crossdataset -a -x .venv/bin/fer-compare \
+		&& test -x .venv/bin/fer-crossdataset -a -x .venv/bin/fer-compare -a -x .venv/bin/fer-video \
 		|| .venv/bin/pip install -q --no-deps --no-build-isolation -e .
 
 .venv/.complete: requirements.txt requirements-nodeps.txt
@@ -94,6 +94,13 @@ demo: env
 	@echo "plots:    plots/confusion.png plots/accuracy.png plots/loss.png  -> dvc plots show (writes dvc_plots/index.html)"
 	@echo "model:    models/best.pt, models/model.onnx, models/MODEL_CARD.md"
 	@echo "predict:  .venv/bin/fer-predict PHOTOS... --json predictions.json --annotate annotated/"
+	@echo "video:    .venv/bin/fer-video VIDEO --out DIR --annotate   (or: make video-demo)"
+
+# fer-video on a 10-second demo video (two people, one coming and going), with the model `make demo` trained
+video-demo: env
+	python -c "from fer.data.synthetic import demo_video; demo_video('demo-video.mp4')"
+	fer-video demo-video.mp4 --out video/ --annotate
+	@echo "video/frames.csv (a row per frame and face), video/tracks.csv, video/timeline.png, video/annotated.mp4"
 
 fer2013: env
 	dvc exp run $(FER2013_PARAMS)

@@ -281,3 +281,51 @@ def generate(out_dir: str | pathlib.Path, subjects: int = 24, angles: Sequence[s
                     img.save(path, "JPEG", quality=90)
                     paths.append(path)
     return sorted(paths)
+
+
+def video(path: str | pathlib.Path, people: Sequence[dict], frames: int, size: tuple[int, int] = (640, 480),
+          fps: float = 30, face_size: tuple[int, int] = (96, 128), seed: int = 0) -> pathlib.Path:
+    """Write a demo video of people moving across a grey background (for fer-video's tests and
+    benchmark) and return its path: MJPG in .avi, MPEG-4 in .mp4.
+
+    people: one dict each: ``subject`` (as `generate` numbers them), ``expressions`` (KDEF codes,
+    shown in turn over the person's time in view; default ``("NE",)``), ``start`` and ``end``
+    (the portrait's top-left corner, x, y, at the first and last frame; it moves in a line),
+    ``frames`` (first, last frame in view; default the whole video). A portrait is
+    `face_size` (width, height), front view, session A.
+    """
+    import cv2
+
+    path = pathlib.Path(path)
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+    writer = cv2.VideoWriter(str(path), fourcc, fps, tuple(size))
+    shown = []
+    for k, person in enumerate(people):
+        idn = _identity(seed, person["subject"])
+        ses = _session(seed, person["subject"], 0, idn)
+        faces = [np.asarray(_render(idn, ses, e, "S", face_size, _rng(seed, person["subject"], k, 4)))
+                 for e in person.get("expressions", ("NE",))]
+        shown.append((person, faces, person.get("frames", (0, frames - 1))))
+    w, h = face_size
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 120, np.uint8)
+        for person, faces, (first, last) in shown:
+            if first <= i <= last:
+                t = (i - first) / max(1, last - first)
+                x, y = (round(a + t * (b - a)) for a, b in zip(person["start"], person["end"]))
+                face = faces[min(len(faces) - 1, int(t * len(faces)))]
+                frame[y:y + h, x:x + w] = face[: size[1] - y, : size[0] - x]
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+    return path
+
+
+def demo_video(path: str | pathlib.Path, seconds: float = 10, fps: float = 30) -> pathlib.Path:
+    """A 640x480 demo video to try fer-video on: one person in view throughout, moving and
+    going from neutral through happy to surprised; a second one coming in at a third of the
+    way, angry then sad, and leaving at two thirds."""
+    frames = round(seconds * fps)
+    people = [{"subject": 0, "expressions": ("NE", "HA", "SU"), "start": (40, 140), "end": (260, 180)},
+              {"subject": 3, "expressions": ("AN", "SA"), "start": (500, 200), "end": (420, 160),
+               "frames": (frames // 3, 2 * frames // 3)}]
+    return video(path, people, frames, (640, 480), fps, face_size=(144, 192))
