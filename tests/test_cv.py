@@ -52,6 +52,12 @@ def test_a_fold_is_tested_on_its_own_people_and_a_finished_fold_is_kept(tiny_cv,
         cv.run_fold(other, images, meta, rows, 1, cache_meta, tmp_path)
 
 
+def answers(actual, predicted, confidence=0.9):
+    """The cv stage's pooled test predictions: truth, answer and how sure, before and after calibration."""
+    return pd.DataFrame({"actual": actual, "predicted": predicted, "confidence": confidence,
+                         "confidence_uncalibrated": confidence})
+
+
 def fake_folds(accuracies):
     return [{"metrics": {"accuracy": a, "macro_f1": a - 0.1, "balanced_accuracy": a - 0.05, "test_images": 10,
                          "calibration": {"temperature": 1.5 + i / 10, "uncalibrated": {"nll": 1.0 + i, "brier": 0.5},
@@ -74,7 +80,7 @@ def test_the_summary_gives_mean_spread_interval_pooled_and_per_fold_values():
     # calibration over every fold's test images: ECE from the pooled answers, NLL and Brier as means over images
     cal = cv["calibration"]
     assert cal["uncalibrated"] == {"ece": pytest.approx(0.2), "nll": pytest.approx(2.0), "brier": pytest.approx(0.5)}
-    assert cal["calibrated"] == {"ece": pytest.approx(0.0), "nll": pytest.approx(0.8), "brier": pytest.approx(0.5)}
+    assert cal["calibrated"] == {"ece": pytest.approx(0.0, abs=1e-6), "nll": pytest.approx(0.8), "brier": pytest.approx(0.5)}
     assert cal["temperature"]["mean"] == pytest.approx(1.6)
     assert summarize([], predictions.iloc[:0], ["happy"], {}, "") == {"folds": 0}
     assert t_interval([0.5, 0.5]) == (0.5, 0.5)
@@ -91,7 +97,7 @@ def test_a_consistent_gain_is_beyond_the_noise_and_a_mixed_one_is_not():
 
 def test_compare_reads_two_runs_and_refuses_different_folds(tmp_path, capsys):
     def cv_file(name, accuracies, digest="same"):
-        cv = summarize(fake_folds(accuracies), pd.DataFrame({"actual": ["happy", "sad"], "predicted": ["happy", "sad"]}),
+        cv = summarize(fake_folds(accuracies), answers(["happy", "sad"], ["happy", "sad"]),
                        ["happy", "sad"], {"protocol": "5-fold, subject-disjoint"}, digest)
         (tmp_path / name).write_text(json.dumps(cv))
         return str(tmp_path / name)
@@ -114,7 +120,7 @@ def test_the_summary_spreads_each_head_angle_over_folds():
     folds = fake_folds([0.6, 0.8])
     for f, (s, fl) in zip(folds, [(0.7, 0.5), (0.9, 0.7)]):
         f["metrics"]["accuracy_by_angle"] = {"S": s, "FL": fl}
-    predictions = pd.DataFrame({"actual": ["happy", "sad"], "predicted": ["happy", "sad"]})
+    predictions = answers(["happy", "sad"], ["happy", "sad"])
     cv = summarize(folds, predictions, ["happy", "sad"], {}, "")
     assert cv["accuracy_by_angle"]["S"]["mean"] == pytest.approx(0.8)
     assert cv["accuracy_by_angle"]["FL"]["min"] == 0.5 and cv["accuracy_by_angle"]["FL"]["max"] == 0.7

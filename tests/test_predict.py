@@ -169,7 +169,7 @@ def test_the_checkpoint_the_onnx_file_and_fer_predict_give_the_same_calibrated_p
     faces = np.random.default_rng(3).integers(0, 256, (16, c, 48, 48), dtype=np.uint8)
     np.testing.assert_allclose(onnx_model(faces.astype(np.float32)), torch_model(faces), atol=1e-4)
     raw = TorchModel(checkpoint_without_calibration(calibrated, tmp_path), "cpu", tta)(faces)
-    assert torch_model(faces).max(1).mean() < raw.max(1).mean() - 0.01  # softened: T > 1
+    assert (torch_model(faces).max(1) < raw.max(1)).all()  # every answer softened: T > 1
     if tta == "none":  # one view: exactly the softmax of the logits over T, the same answers
         expected = torch.from_numpy(np.log(raw)).div(t).softmax(1).numpy()
         np.testing.assert_allclose(torch_model(faces), expected, atol=1e-5)
