@@ -37,26 +37,33 @@ def wait_for_queue(repo: Path, timeout: float = 900) -> str:
     raise AssertionError(f"the queue did not finish in {timeout:.0f} s:\n{status}")
 
 
-def test_a_queued_sweep_runs_on_two_workers_and_lists_every_run_with_metrics(tmp_path):
-    repo = make_repo(tmp_path / "repo", TINY)
-    run(repo, "dvc", "repro")  # the baseline: queued runs take its data stages from the cache
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """A repository whose baseline run is committed: experiments take its data stages from the cache."""
+    repo = make_repo(tmp_path_factory.mktemp("a") / "a", TINY)
+    run(repo, "dvc", "repro")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "baseline")
+    return repo
+
+
+def test_a_queued_sweep_runs_on_two_workers_and_lists_every_run_with_metrics(baseline):
+    repo = baseline
     run(repo, "dvc", "exp", "run", "--queue", "-S", "train.lr=1e-3,3e-3", "-S", "train.threads=1")
     run(repo, "dvc", "queue", "start", "-j", "2")
     status = wait_for_queue(repo)
     assert "Failed" not in status, status
     exps = experiments(repo)
-    assert len(exps) == 2, exps
+    assert len(exps) == 2, exps  # the two of the sweep, each with its metrics
     for metrics in exps.values():
         assert 0 <= accuracy(metrics) <= 1
         assert metrics["metrics/train/metrics.json"]["data"]["epochs_run"] == TINY["train"]["epochs"]
 
 
-def test_an_experiment_pushed_from_one_clone_is_pulled_with_its_model_into_another(tmp_path):
+def test_an_experiment_pushed_from_one_clone_is_pulled_with_its_model_into_another(baseline, tmp_path):
     origin, storage = tmp_path / "origin.git", tmp_path / "storage"
     run(tmp_path, "git", "init", "-q", "--bare", str(origin))
-    a = make_repo(tmp_path / "a", TINY)
+    a = baseline
     run(a, "dvc", "remote", "add", "-d", "storage", str(storage))
     run(a, "git", "commit", "-qam", "DVC remote")
     run(a, "git", "remote", "add", "origin", str(origin))
