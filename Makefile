@@ -43,7 +43,7 @@ FER2013_GPU_PARAMS := -S data.source=$(FER2013) -S data.format=fer2013 -S prepro
 FERPLUS ?= ferplus.tar.gz
 FERPLUS_PARAMS := -S data.source=$(FERPLUS) -S data.format=ferplus -S data.ferplus_labels=distribution \
 	-S preprocess.size=48 -S preprocess.grayscale=true -S train.model=resnet10t -S train.pretrained=false \
-	-S train.epochs=40 -S train.batch_size=128 -S train.lr=2e-3 -S train.weight_decay=0.05 \
+	-S train.epochs=80 -S train.batch_size=128 -S train.lr=2e-3 -S train.weight_decay=0.05 \
 	-S train.schedule=onecycle -S train.label_smoothing=0 -S train.augment.scale=0.15 \
 	-S train.augment.translate=0.1 -S train.augment.erasing=0.5 -S evaluate.tta=flip
 

@@ -29,7 +29,7 @@ TTAS = ("none", "flip")
 def fit_temperature(view_logits: torch.Tensor, targets) -> float:
     """The temperature that minimises the negative log-likelihood of `targets` (class indices)
     under `log_probs(view_logits, T)`; view_logits (V, N, classes) as `model.view_logits` gives them."""
-    targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
+    targets = torch.as_tensor(np.array(targets), dtype=torch.long)
     view_logits = view_logits.clone()  # logits made under inference_mode cannot take part in autograd
     if not len(targets):
         return 1.0
