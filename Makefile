@@ -91,7 +91,8 @@ demo: env
 	dvc exp run $(DEMO_PARAMS)
 	@echo
 	@echo "metrics:  metrics/metrics.json (test), metrics/train/metrics.json, metrics/split.json  -> dvc metrics show"
-	@echo "plots:    plots/confusion.png plots/accuracy.png plots/loss.png  -> dvc plots show (writes dvc_plots/index.html)"
+	@echo "plots:    plots/confusion.png plots/accuracy.png plots/loss.png plots/reliability.png plots/coverage.png"
+	@echo "          -> dvc plots show (writes dvc_plots/index.html)"
 	@echo "model:    models/best.pt, models/model.onnx, models/MODEL_CARD.md"
 	@echo "predict:  .venv/bin/fer-predict PHOTOS... --json predictions.json --annotate annotated/"
 	@echo "video:    .venv/bin/fer-video VIDEO --out DIR --annotate   (or: make video-demo)"

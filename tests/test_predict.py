@@ -219,7 +219,7 @@ def test_model_card_says_what_was_measured(checkpoint):
     card = model_card(ckpt, metrics, {"protocol": "subject-disjoint", "subject_overlap": 0}, 1e-6, "model.onnx")
     for text in ("T = 1.700, fitted on the val split", "| uncalibrated | 0.1200 |", "| as delivered | 0.0150 |",
                  "`fer-predict --min-confidence P`", "| 0.6 | 80.0% | 95.0% |", "## Where it does worse",
-                 "By sex: M 80.0% (n=40), F 95.0% (n=40); gap 15.0% between M and F",
+                 "By sex: M 80.0% (n=40), F 95.0% (n=40); gap 15.0 points between M and F",
                  "worst M07 50.0%, median 90.0%, best F02 100.0%"):
         assert text in card
     assert "| 0.9 |" not in card  # no face answered at 0.9: no row

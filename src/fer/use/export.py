@@ -188,7 +188,8 @@ def _where_worse(metrics: dict) -> str:
                          f"best {g['best']} {g['best_accuracy']:.1%}.")
         else:
             parts = ", ".join(f"{k} {v['accuracy']:.1%} (n={v['count']})" for k, v in g["groups"].items())
-            lines.append(f"- By {attribute}: {parts}; gap {g['gap']:.1%} between {g['worst']} and {g['best']}.")
+            lines.append(f"- By {attribute}: {parts}; gap {100 * g['gap']:.1f} points between {g['worst']} and "
+                         f"{g['best']}.")
     return ("\n## Where it does worse\nAccuracy per group on the test split, worst first (all groups: "
             "`plots/groups.csv`):\n" + "\n".join(lines) + "\n")
 
