@@ -42,9 +42,8 @@ def main(params):
     plots.confusion_png(predictions, folds["classes"], args.plots_dir / "confusion.png",
                         f"Pooled confusion matrix of {cv['folds']} folds")
     plots.folds_png(table, args.plots_dir / "folds.png")
-    correct = predictions["actual"] == predictions["predicted"]
-    plots.reliability_png({name: calibration.reliability(predictions[column], correct)
-                           for name, column in (("uncalibrated", "confidence_uncalibrated"), ("calibrated", "confidence"))},
+    plots.reliability_png(calibration.reliability_by_kind(predictions),
+                          {kind: cv["calibration"][kind]["ece"] for kind in calibration.CONFIDENCE},
                           args.plots_dir / "reliability.png")
     a = cv["accuracy"]
     print(f"cv_report: accuracy {a['mean']:.4f} +- {a['std']:.4f} over {cv['folds']} folds "

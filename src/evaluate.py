@@ -35,11 +35,11 @@ def main(params):
                                     params.train.device)
     write_json(result, args.metrics)
     write_csv(confusion, args.confusion)
+    for kind, bins in calibration.reliability_by_kind(confusion).items():
+        write_csv(bins, args.plots_dir / "reliability" / f"{kind}.csv")
     correct = confusion["actual"] == confusion["predicted"]
-    for name, column in (("uncalibrated", "confidence_uncalibrated"), ("calibrated", "confidence")):
-        write_csv(calibration.reliability(confusion[column], correct), args.plots_dir / "reliability" / f"{name}.csv")
     write_csv(calibration.coverage_curve(confusion["confidence"], correct), args.plots_dir / "coverage.csv")
-    write_csv(groups.table(correct, facts.drop(columns=groups.NOT_ATTRIBUTES, errors="ignore")),
+    write_csv(groups.table(correct, groups.attributes(facts)),
               args.plots_dir / "groups.csv")
     cal = result["calibration"]
     print(f"evaluate: test accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "

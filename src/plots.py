@@ -18,6 +18,7 @@ def main(params):
     parser.add_argument("meta", type=Path, help="the preprocess stage's meta.json (class order)")
     parser.add_argument("reliability", type=Path, help="the evaluate stage's reliability bins (a CSV per calibration)")
     parser.add_argument("coverage", type=Path, help="the evaluate stage's accuracy-coverage curve")
+    parser.add_argument("metrics", type=Path, help="the evaluate stage's metrics (the ECE of each reliability curve)")
     parser.add_argument("out_dir", type=Path)
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -26,7 +27,9 @@ def main(params):
     plots.confusion_png(pd.read_csv(args.confusion), classes, args.out_dir / "confusion.png")
     plots.curve_png(history, "acc", args.out_dir / "accuracy.png")
     plots.curve_png(history, "loss", args.out_dir / "loss.png")
-    plots.reliability_png({name: pd.read_csv(args.reliability / f"{name}.csv") for name in ("uncalibrated", "calibrated")},
+    measured = json.loads(args.metrics.read_text())["calibration"]
+    plots.reliability_png({kind: pd.read_csv(args.reliability / f"{kind}.csv") for kind in ("uncalibrated", "calibrated")},
+                          {kind: measured[kind]["ece"] for kind in ("uncalibrated", "calibrated")},
                           args.out_dir / "reliability.png")
     plots.coverage_png(pd.read_csv(args.coverage), args.out_dir / "coverage.png")
     names = ("confusion.png", "accuracy.png", "loss.png", "reliability.png", "coverage.png")

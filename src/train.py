@@ -60,8 +60,8 @@ def main(params):
         parallel.shutdown()
         if not main_rank:
             return
-        save_checkpoint(best, args.checkpoint)
-        ckpt = calibrate(args.checkpoint, x_val, m_val, params.evaluate.calibrate, params.train.device)
+        ckpt = calibrate(best, x_val, m_val, params.evaluate.calibrate, params.train.device)
+        save_checkpoint(ckpt, args.checkpoint)
         live.step = len(history)  # the summary's step is the last epoch run
         for name, value in {
             "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "epochs_run": len(history),

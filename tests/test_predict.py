@@ -146,11 +146,12 @@ def calibrated(checkpoint, tmp_path_factory):
     """The checkpoint calibrated on random "val" faces with random labels: an untrained model
     is over-confident about them, so its temperatures come out well above 1."""
     path = tmp_path_factory.mktemp("calibrated") / "best.pt"
-    path.write_bytes(checkpoint.read_bytes())
-    c = torch.load(path, weights_only=True)["data_config"]["input_size"][0]
+    ckpt = torch.load(checkpoint, weights_only=True)
+    c = ckpt["data_config"]["input_size"][0]
     rng = np.random.default_rng(2)
     val = rng.integers(0, 256, (64, c, 48, 48), dtype=np.uint8)
-    ckpt = calibrate(path, val, pd.DataFrame({"target": rng.integers(0, len(CLASSES), 64)}), device="cpu")
+    save_checkpoint(calibrate(ckpt, val, pd.DataFrame({"target": rng.integers(0, len(CLASSES), 64)}), device="cpu"),
+                    path)
     assert ckpt["calibration"] == {"method": "temperature", "fitted_on": "val", "images": 64}
     assert all(t > 1.05 for t in ckpt["temperature"].values()) and ckpt["temperature"]["none"] != ckpt["temperature"]["flip"]
     return path

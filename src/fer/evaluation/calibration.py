@@ -19,6 +19,8 @@ from sklearn.metrics import brier_score_loss, log_loss
 from torchmetrics.functional.classification import binary_calibration_error
 
 BINS = 15  # ECE's equal-width confidence bins, as Guo et al. (2017) use
+# the column of an answers table (actual, predicted, ...) that holds each answer's confidence, by calibration
+CONFIDENCE = {"uncalibrated": "confidence_uncalibrated", "calibrated": "confidence"}
 COVERAGES = (0.9, 0.8, 0.5)
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -48,6 +50,13 @@ def reliability(confidence, correct, bins: int = BINS) -> pd.DataFrame:
     binned = frame.groupby(pd.cut(frame["confidence"], np.linspace(0, 1, bins + 1), include_lowest=True),
                            observed=True)
     return binned.mean().assign(count=binned.size()).reset_index(drop=True)
+
+
+def reliability_by_kind(answers: pd.DataFrame, bins: int = BINS) -> dict[str, pd.DataFrame]:
+    """`reliability` of a table of answers (actual, predicted and the `CONFIDENCE` columns),
+    uncalibrated and calibrated."""
+    correct = answers["actual"] == answers["predicted"]
+    return {kind: reliability(answers[column], correct, bins) for kind, column in CONFIDENCE.items()}
 
 
 def coverage_curve(confidence, correct, points: int = 100) -> pd.DataFrame:

@@ -121,7 +121,7 @@ def score_answers(images: pd.DataFrame, pred: np.ndarray, classes: list[str], pr
         warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
         result, rows = scoring.score(y_true, y_pred, classes, y_true, images["angle"][known], scored=present,
                                      paths=images["path"][known],
-                                     attributes=images[known].drop(columns=groups.NOT_ATTRIBUTES, errors="ignore"))
+                                     attributes=groups.attributes(images[known]))
     if probs is not None and (answered := y_pred != NO_ANSWER).any():
         known_probs, hit = probs[known][answered], (y_true == y_pred)[answered]
         result.update(calibration.summary(known_probs, y_true[answered]))

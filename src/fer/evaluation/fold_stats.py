@@ -67,7 +67,7 @@ def pooled_calibration(folds: list[dict], predictions: pd.DataFrame) -> dict:
     weights = np.array([f["metrics"]["test_images"] for f in folds], dtype=float)
     out = {"temperature": spread([f["metrics"]["calibration"]["temperature"] for f in folds]),
            "bins": calibration.BINS}
-    for name, column in (("uncalibrated", "confidence_uncalibrated"), ("calibrated", "confidence")):
+    for name, column in calibration.CONFIDENCE.items():
         out[name] = {"ece": calibration.ece(predictions[column], correct),
                      **{m: float(np.average([f["metrics"]["calibration"][name][m] for f in folds], weights=weights))
                         for m in ("nll", "brier")}}

@@ -64,8 +64,8 @@ def run_fold(params: Params, images: np.ndarray, meta: pd.DataFrame, rows: dict[
     history, best, seconds = train_run(params, *((images[rows[s]], meta.iloc[rows[s]]) for s in ("train", "val")),
                                        cache_meta, state_path=train_state, fold=fold)
     checkpoint = state_dir / f"fold-{fold}-best.pt"
-    save_checkpoint(best, checkpoint)
-    calibrate(checkpoint, images[rows["val"]], meta.iloc[rows["val"]], params.evaluate.calibrate, params.train.device)
+    save_checkpoint(calibrate(best, images[rows["val"]], meta.iloc[rows["val"]], params.evaluate.calibrate,
+                              params.train.device), checkpoint)
     metrics, confusion = score_cache(checkpoint, images[rows["test"]], meta.iloc[rows["test"]],
                                      meta["target"].iloc[rows["train"]], params.evaluate.tta, params.train.device)
     result = {"fingerprint": key, "fold": fold, "metrics": metrics,

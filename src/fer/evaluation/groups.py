@@ -17,6 +17,11 @@ import pandas as pd
 NOT_ATTRIBUTES = ["path", "label", "target", "official", "raw_label", "digest", "votes", "split", "fold"]
 
 
+def attributes(images: pd.DataFrame) -> pd.DataFrame:
+    """The columns of a table of images (facts, manifest rows) that are attributes of the images."""
+    return images.drop(columns=NOT_ATTRIBUTES, errors="ignore")
+
+
 def by_group(correct, attributes: pd.DataFrame) -> dict:
     """For each column of `attributes` (one row per test image, aligned with `correct`) with
     at least two known values: its groups' accuracy and count (for subject, the spread

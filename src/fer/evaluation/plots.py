@@ -67,16 +67,14 @@ def folds_png(table: pd.DataFrame, path: str | Path) -> None:
     plt.close(fig)
 
 
-def reliability_png(bins: dict[str, pd.DataFrame], path: str | Path) -> None:
+def reliability_png(bins: dict[str, pd.DataFrame], ece: dict[str, float], path: str | Path) -> None:
     """Reliability diagram: per confidence bin, how often the answers were right against how
     sure the model was (`calibration.reliability`'s rows, one table per name: before and
-    after calibration); on the diagonal, probabilities mean what they say."""
+    after calibration, each with its measured `ece`); on the diagonal, probabilities mean what they say."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="perfectly calibrated")
     for name, rows in bins.items():
-        share = rows["count"] / max(rows["count"].sum(), 1)
-        gap = float((share * (rows["accuracy"] - rows["confidence"]).abs()).sum())
-        ax.plot(rows["confidence"], rows["accuracy"], marker="o", label=f"{name} (ECE {gap:.3f})")
+        ax.plot(rows["confidence"], rows["accuracy"], marker="o", label=f"{name} (ECE {ece[name]:.3f})")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence (mean of the bin's highest probability)")

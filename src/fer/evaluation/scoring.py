@@ -62,7 +62,7 @@ def score_cache(checkpoint: str | Path, images: np.ndarray, facts: pd.DataFrame,
     y_true = facts["target"].to_numpy()
     result, rows = score(y_true, calibrated.argmax(1).numpy(), ckpt["classes"], train_targets, facts["angle"],
                          paths=facts["path"], probs=calibrated.exp().numpy(),
-                         attributes=facts.drop(columns=groups.NOT_ATTRIBUTES, errors="ignore"))
+                         attributes=groups.attributes(facts))
     rows["confidence_uncalibrated"] = raw.exp().max(1).values.numpy()
     result["calibration"] = {
         "method": ckpt.get("calibration", {}).get("method", "none"), "temperature": t, "bins": calibration.BINS,

@@ -12,15 +12,13 @@ applies it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from fer.device import resolve_device
-from fer.training.model import load_checkpoint, log_probs, save_checkpoint, view_logits
+from fer.training.model import build, log_probs, view_logits
 
 METHODS = ("temperature", "none")
 TTAS = ("none", "flip")
@@ -46,18 +44,17 @@ def fit_temperature(view_logits: torch.Tensor, targets) -> float:
     return float(log_t.detach().exp())
 
 
-def calibrate(checkpoint: str | Path, images: np.ndarray, facts: pd.DataFrame, method: str = "temperature",
+def calibrate(ckpt: dict, images: np.ndarray, facts: pd.DataFrame, method: str = "temperature",
               device: str = "auto") -> dict:
     """Fit the checkpoint's temperatures on the val split's `images` and `facts` (their `target`)
-    and write them into it (`temperature`: one per tta, `calibration`: how they were fitted).
-    method "none" stores 1 (probabilities as the network gives them). Returns the checkpoint."""
+    and put them into it (`temperature`: one per tta, `calibration`: how they were fitted), before
+    it is saved. method "none" stores 1 (probabilities as the network gives them). Returns `ckpt`."""
     device = resolve_device(device)
-    model, ckpt = load_checkpoint(checkpoint, device)
+    model = build(ckpt, device)
     temps = dict.fromkeys(TTAS, 1.0)
     if method == "temperature" and len(facts):
         logits = view_logits(model, images, ckpt["data_config"], device, tta="flip")
         temps = {"none": fit_temperature(logits[:1], facts["target"]), "flip": fit_temperature(logits, facts["target"])}
     ckpt["temperature"] = temps
     ckpt["calibration"] = {"method": method if len(facts) else "none", "fitted_on": "val", "images": len(facts)}
-    save_checkpoint(ckpt, checkpoint)
     return ckpt

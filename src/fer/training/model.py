@@ -149,9 +149,14 @@ def _unreadable(path: str | Path, e: Exception) -> FerError:
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes; returns (model in eval mode, checkpoint)."""
     ckpt = read_checkpoint(path, device)
+    return build(ckpt, device), ckpt
+
+
+def build(ckpt: dict, device: str | torch.device = "cpu") -> nn.Module:
+    """The model a checkpoint (as data) describes, with its weights, on `device`, in eval mode."""
     model = create(ckpt["model_name"], len(ckpt["classes"]), ckpt["data_config"]["input_size"][0])
     model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), ckpt
+    return model.to(device).eval()
 
 
 def to_input(x: torch.Tensor, cfg: dict, device: torch.device) -> torch.Tensor:

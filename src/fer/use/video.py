@@ -97,10 +97,6 @@ class Tracker:
         self.shown = sorted((t for t in self.tracks if t.seen == frame), key=lambda t: t.id)
         return self.shown
 
-    def carry(self, frame: int) -> list[Track]:
-        """The tracks in view at the last detection, in `frame` (no detection run)."""
-        return self.shown
-
 
 def _xyxy(boxes):
     import torch
@@ -251,7 +247,8 @@ def process(source: str, model, out_dir: str | Path, detect_every: int = 1, tau:
             if not ok:
                 break
             image = Image.fromarray(np.ascontiguousarray(bgr[..., ::-1]))
-            tracks = tracker.update(find_faces(image), index) if index % detect_every == 0 else tracker.carry(index)
+            # between detections, the tracks in view at the last one (their boxes carried by `Track.at`)
+            tracks = tracker.update(find_faces(image), index) if index % detect_every == 0 else tracker.shown
             t2 = time.perf_counter()
             seconds["detect"] += t2 - t1
             faces = [t.at(index) for t in tracks]
