@@ -15,7 +15,7 @@ stages after it re-run only for their own reasons.
 import argparse
 from pathlib import Path
 
-from fer import FerError
+from fer import FerError, starter
 from fer.cli import run
 from fer.data import sources
 from fer.data.labels import CLASSES
@@ -27,9 +27,9 @@ def main(params):
     parser.add_argument("marker", type=Path, help="file written when the params are valid")
     parser.add_argument("--outputs", type=Path, nargs="*", default=[], help="files DVC deletes before re-running")
     args = parser.parse_args()
-    init = params.train.init_from
+    init = starter.resolve(params.train.init_from)
     if init and not Path(init).is_file():
-        raise FerError(f"train.init_from {init!r} is not a file")
+        raise FerError(f"train.init_from {init!r} is not a file (nor `{starter.NAME}`, the starter model)")
     sources.check(params.data)
     check_name(params.train.model)
     if init and Path(init).resolve() in {p.resolve() for p in args.outputs}:

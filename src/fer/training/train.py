@@ -24,7 +24,7 @@ from timm.data import Mixup
 from torch import nn
 from tqdm import tqdm
 
-from fer import FerError
+from fer import FerError, starter
 from fer.data.cache import targets
 from fer.device import resolve_device
 from fer.params import AugmentParams, Params, TrainParams
@@ -158,7 +158,7 @@ def start_model(params: TrainParams, classes: list[str], channels: int) -> tuple
                    "" if run else params.weights)
     init = carry(model, params.model, classes, run, params.weights) if run else None
     if params.init_from:
-        ckpt = read_checkpoint(params.init_from)
+        ckpt = read_checkpoint(starter.resolve(params.init_from))
         init = carry(model, params.model, classes, ckpt, params.init_from)
     if init:
         tqdm.write(f"initialised: {describe_init(init)}")

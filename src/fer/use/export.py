@@ -34,10 +34,13 @@ class Probabilities(nn.Module):
         return log_probs(views(self.model, x, self.tta), self.temperature).exp()
 
 
-def export_onnx(model: nn.Module, ckpt: dict, path: str | Path, opset: int = 17, tta: str = "none") -> None:
+def export_onnx(model: nn.Module, ckpt: dict, path: str | Path, opset: int = 17, tta: str = "none",
+                half: bool = False) -> None:
     """Write `model` (eval mode, CPU) as ONNX with a dynamic batch axis and class metadata;
     tta "flip" puts the mirror-image averaging inside the graph (metadata `tta`), and the
-    checkpoint's calibration temperature for that tta divides the logits (metadata `temperature`)."""
+    checkpoint's calibration temperature for that tta divides the logits (metadata `temperature`).
+    half: store the weights as float16 (half the file), computed in float32 as the
+    checkpoint's are; for weights that are float16 values already (`fer.use.pack`)."""
     import onnx
 
     cfg = ckpt["data_config"]
@@ -48,14 +51,34 @@ def export_onnx(model: nn.Module, ckpt: dict, path: str | Path, opset: int = 17,
         torch.onnx.export(
             wrapped, (example,), str(tmp), input_names=["pixels"], output_names=["probabilities"],
             dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=opset, dynamo=False,
+            # folding batch norm into the convolutions would make new float32 weights, which float16 would round
+            do_constant_folding=not half,
         )
         proto = onnx.load(str(tmp))
+        if half:
+            _float16_weights(proto.graph)
         for key, value in {"classes": ckpt["classes"], "data_config": cfg, "model_name": ckpt["model_name"],
                            "epoch": ckpt["epoch"], "tta": tta, "temperature": t}.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, json.dumps(value)
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
+
+
+def _float16_weights(graph) -> None:
+    """Store `graph`'s float32 weights as float16, each cast back to float32 under its own name
+    (onnxruntime folds the casts once, when it loads the file)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts = []
+    for weight in graph.initializer:
+        if weight.data_type == TensorProto.FLOAT:
+            half = numpy_helper.from_array(numpy_helper.to_array(weight).astype(np.float16), weight.name + "_fp16")
+            casts.append(helper.make_node("Cast", [half.name], [weight.name], to=TensorProto.FLOAT))
+            weight.CopyFrom(half)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 def parity(model: nn.Module, ckpt: dict, onnx_path: str | Path, images: np.ndarray, tta: str = "none") -> float:
@@ -86,8 +109,10 @@ def _crop(cfg: dict) -> str:
     return "centre square of each whole image (fer-predict crops each face it detects with the default margin)"
 
 
-def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_name: str, tta: str = "none") -> str:
-    """Markdown describing the run: data and protocol, params, test metrics, intended use and limits."""
+def model_card(ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_name: str, tta: str = "none",
+               plots: str = "../plots") -> str:
+    """Markdown describing the run: data and protocol, params, test metrics, intended use and limits.
+    plots: the folder of the PNGs, relative to the card."""
     data, pre = ckpt.get("extra", {}).get("data", {}), ckpt.get("extra", {}).get("preprocess", {})
     p = ckpt["params"]
     rows = "\n".join(
@@ -131,8 +156,8 @@ AdamW lr {p.get('lr')}, weight decay {p.get('weight_decay')}, batch {p.get('batc
 |---|---|---|---|---|
 {rows}
 
-![Confusion matrix](../plots/confusion.png)
-{_calibration(metrics)}{_where_worse(metrics)}
+![Confusion matrix]({plots}/confusion.png)
+{_calibration(metrics, plots)}{_where_worse(metrics)}
 ## Intended use and limits
 - For research and for comparing training recipes on posed, roughly frontal, well-lit faces
   like the training data. Expressions are posed or acted in most datasets; spontaneous
@@ -143,7 +168,7 @@ AdamW lr {p.get('lr')}, weight decay {p.get('weight_decay')}, batch {p.get('batc
 """
 
 
-def _calibration(metrics: dict) -> str:
+def _calibration(metrics: dict, plots: str) -> str:
     """The card's sections on how far the probabilities can be trusted and on abstaining."""
     cal, sel = metrics.get("calibration"), metrics.get("selective")
     if not cal or not sel:
@@ -164,7 +189,7 @@ Calibration: {applied}. On the test split ({cal['bins']} confidence bins):
 | as delivered | {after['ece']:.4f} | {after['nll']:.4f} | {after['brier']:.4f} |
 
 ECE is the average gap between how sure the model says it is and how often it is right.
-![Reliability diagram](../plots/reliability.png)
+![Reliability diagram]({plots}/reliability.png)
 
 **Abstaining.** `fer-predict --min-confidence P` labels a face `uncertain` when its highest
 probability is under P. On the test split:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from fer import FerError
+from fer import FerError, starter
 from fer.cli import user_errors
 from fer.data.faces import DETECTOR, MARGIN, MIN_FACE, crop, find_faces, margin_framing, rounded
 from fer.data.formats import IMAGE_SUFFIXES
@@ -28,6 +28,8 @@ from fer.data.preprocess import load_image, open_image
 from fer.progress import progress
 
 DEFAULT_CHECKPOINT = "models/best.pt"
+CHECKPOINT_HELP = (f"a train-stage checkpoint, or 'starter' (default: {DEFAULT_CHECKPOINT} if this folder has a model "
+                   "of your own, else the starter model that ships in starter/)")
 UNCERTAIN = "uncertain"  # the label of a face answered with less than --min-confidence
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}  # fer-video's
 
@@ -80,16 +82,18 @@ def read_photo(path: str | Path) -> Image.Image:
 
 
 class TorchModel:
-    """A checkpoint from the train stage, on `device`."""
+    """A checkpoint from the train stage (or `starter`, the shipped starter model), on `device`."""
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", tta: str = "flip"):
         from fer.device import resolve_device
         from fer.training.model import load_checkpoint, temperature
 
-        self.device = resolve_device(device)
-        self.model, ckpt = load_checkpoint(checkpoint, self.device)
+        self.device, self.path = resolve_device(device), Path(starter.resolve(checkpoint))
+        self.model, ckpt = load_checkpoint(self.path, self.device)
         self.classes, self.data_config, self.tta = ckpt["classes"], ckpt["data_config"], tta
         self.temperature = temperature(ckpt, tta)  # the calibration the train stage fitted (1: none)
+        self.trained_on = ckpt.get("extra", {}).get("data", {}).get("source", "")
+        self.name = ckpt["model_name"]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         from fer.training.model import predict
@@ -113,9 +117,50 @@ class OnnxModel:
         self.classes, self.data_config = json.loads(meta["classes"]), json.loads(meta["data_config"])
         self.tta = json.loads(meta.get("tta", '"none"'))  # averaging over flips is inside the graph, if at all
         self.temperature = json.loads(meta.get("temperature", "1"))  # and so is the calibration
+        self.path, self.name, self.trained_on = Path(path), json.loads(meta.get("model_name", '"?"')), ""
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"pixels": batch.astype(np.float32)})[0]
+
+
+def answering_model(checkpoint: str | None, onnx: str | None, device: str = "auto", tta: str | None = None):
+    """The model that answers, and one line that says which it is and where its card is.
+
+    onnx, else checkpoint (a path, or `starter`), else `models/best.pt` when it is a model of
+    the user's own, else the starter model that ships in `starter/`: a fresh clone, or one
+    whose only model is the demo's (trained on generated cartoon faces), answers real faces.
+    """
+    if onnx:
+        model, why = OnnxModel(onnx), ""
+    elif checkpoint:
+        model, why = TorchModel(checkpoint, device, tta or "flip"), ""
+    elif not Path(DEFAULT_CHECKPOINT).is_file():
+        model, why = TorchModel(starter.NAME, device, tta or "flip"), f"no {DEFAULT_CHECKPOINT} trained yet"
+    else:
+        model, why = TorchModel(DEFAULT_CHECKPOINT, device, tta or "flip"), ""
+        if model.trained_on == "demo":
+            model = TorchModel(starter.NAME, device, tta or "flip")
+            why = f"{DEFAULT_CHECKPOINT} learnt the demo's generated faces; --checkpoint {DEFAULT_CHECKPOINT} uses it"
+    return model, describe(model, why)
+
+
+def describe(model, why: str = "") -> str:
+    """`model: <file> (<network>, trained on <data>; card: <its model card>)`, and why it was chosen."""
+    card = model.path.with_name(starter.CARD.name)
+    starter_model = model.path.resolve().parent == starter.DIR
+    what = "the starter model" if starter_model else "model"
+    trained = f", trained on {Path(model.trained_on).name}" if model.trained_on else ""
+    shown = _shown(model.path)
+    line = f"{what}: {shown} ({model.name}{trained}; card: {_shown(card) if card.is_file() else 'none'})"
+    return line + (f"; {why}" if why else "")
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working folder where it lies below it, else as is."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def predict_files(files: list, model, detect: bool = True, batch_size: int = 64, read=read_photo,
@@ -177,7 +222,7 @@ def annotate(faces: pd.DataFrame, out_dir: str | Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fer-predict", description="Facial expressions of the faces in photos.")
     parser.add_argument("inputs", nargs="+", help="image files, folders or globs")
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="a train-stage checkpoint (default: %(default)s)")
+    parser.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     parser.add_argument("--onnx", help="use this exported ONNX model instead of a checkpoint")
     parser.add_argument("--no-detect", action="store_true", help="the images are face crops already")
     parser.add_argument("--json", help="write the predictions here as JSON (default: print JSON)")
@@ -195,10 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.min_confidence <= 1:
         parser.error(f"--min-confidence is a probability, 0 to 1 (got {args.min_confidence:g})")
     with user_errors(FileNotFoundError):
-        model = OnnxModel(args.onnx) if args.onnx else TorchModel(args.checkpoint, args.device, args.tta or "flip")
+        model, line = answering_model(args.checkpoint, args.onnx, args.device, args.tta)
         if args.onnx and args.tta and args.tta != model.tta:
             raise FerError(f"{args.onnx} was exported with tta {model.tta}, so --tta {args.tta} cannot apply; "
                            f"export again with evaluate.tta={args.tta}, or leave out --tta")
+        print(line, file=sys.stderr)
         files = expand(args.inputs)
         if videos := [str(f) for f in files if f.suffix.lower() in VIDEO_SUFFIXES]:
             raise FerError(f"{videos[0]} is a video: fer-video {videos[0]} --out DIR follows its faces over time")

@@ -39,7 +39,7 @@ from PIL import Image
 from fer import FerError
 from fer.cli import user_errors
 from fer.data.faces import Face, find_faces, rounded
-from fer.use.predict import DEFAULT_CHECKPOINT, UNCERTAIN, OnnxModel, TorchModel, face_inputs
+from fer.use.predict import CHECKPOINT_HELP, UNCERTAIN, answering_model, face_inputs
 
 MIN_IOU = 0.2  # a detection joins a track only if its box overlaps the track's (carried) box at least this much
 PHASES = ("decode", "detect", "classify", "write")
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fer-video", description="Facial expressions over time in a video, per face.")
     parser.add_argument("source", help="a video file (mp4, avi, mov, mkv, webm), a camera index (0) or a stream URL")
     parser.add_argument("--out", required=True, help="folder for frames.csv, tracks.csv, timeline.png, annotated.mp4")
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="a train-stage checkpoint (default: %(default)s)")
+    parser.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     parser.add_argument("--onnx", help="use this exported ONNX model instead of a checkpoint")
     parser.add_argument("--tta", choices=["flip", "none"], help="as fer-predict --tta (default flip)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -362,9 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.detect_every < 1 or args.smooth < 0 or not 0 <= args.min_confidence <= 1:
         parser.error("--detect-every is 1 or more, --smooth 0 or more, --min-confidence 0 to 1")
     with user_errors(FileNotFoundError):
-        model = OnnxModel(args.onnx) if args.onnx else TorchModel(args.checkpoint, args.device, args.tta or "flip")
+        model, line = answering_model(args.checkpoint, args.onnx, args.device, args.tta)
         if args.onnx and args.tta and args.tta != model.tta:
             raise FerError(f"{args.onnx} was exported with tta {model.tta}, so --tta {args.tta} cannot apply")
+        print(line, file=sys.stderr)
         try:
             done = process(args.source, model, args.out, args.detect_every, args.smooth, args.batch_size,
                            args.annotate, args.json, args.min_confidence, args.max_frames)
