@@ -42,6 +42,11 @@ FER2013_GPU_PARAMS := -S data.source=$(FER2013) -S data.format=fer2013 -S prepro
 # model's 68.5% (it calls a quarter of CK+'s faces neutral). `make starter` trains it (resumable:
 # run it again after a stop) and packs it: fp16 weights, ONNX, model card, hashes.
 STARTER_PARAMS := $(FER2013_PARAMS) -S train.epochs=80
+# Scored on the sets at hand as fer-predict reads them (each left out when its variable is empty),
+# for the starter's card: CK+48 (faces found, and each crop whole) and KDEF (frontal, all angles).
+CKPLUS ?=
+CROSS := metrics/starter
+CKPLUS_SET := --format folders --subject-pattern '^(S\d+)_'
 
 # FER+ (FER2013's faces, ten annotators each) from scratch on CPU: FER2013's CPU recipe on
 # FER+'s official split, trained on each face's vote shares (data.ferplus_labels=distribution;
@@ -63,8 +68,28 @@ FERPLUS_PARAMS := -S data.source=$(FERPLUS) -S data.format=ferplus -S data.ferpl
 KDEF ?= kaggle:tom99763/testtt
 KDEF_PARAMS := -S data.source=$(KDEF) -S data.format=kdef -S preprocess.size=64 -S preprocess.face_crop=true \
 	-S train.model=resnet10t -S train.pretrained=false -S train.epochs=25 -S train.batch_size=32 \
-	-S train.lr=2e-3 -S train.weight_decay=0.05 -S train.schedule=onecycle -S train.label_smoothing=0.1 \
-	-S evaluate.tta=flip -S split.folds=10
+	-S train.lr=1e-3 -S train.weight_decay=0.05 -S train.schedule=onecycle -S train.label_smoothing=0.1 \
+	-S evaluate.tta=flip -S split.folds=10 -S train.init_from=starter
+# From scratch instead of the starter (the earlier recipe, lr 2e-3): make kdef KDEF=... FROM=scratch
+SCRATCH_PARAMS := -S 'train.init_from=""' -S train.lr=2e-3
+START_PARAMS = $(if $(filter scratch,$(FROM)),$(SCRATCH_PARAMS))
+
+# CK+ (the CK+48 face crops, or the CK+ release): greyscale 48 px as CK+48 is, from the starter, 10 folds over
+# its 118 people. CKPLUS: a folder or archive of CK+48's <class>/S<person>_... layout.
+CKPLUS_PARAMS := -S data.source=$(CKPLUS) -S data.format=folders -S "data.subject_pattern='^(S\d+)_'" \
+	-S preprocess.size=48 -S preprocess.grayscale=true -S train.model=resnet10t -S train.pretrained=false \
+	-S train.init_from=starter -S train.epochs=30 -S train.batch_size=32 -S train.lr=1e-3 -S train.weight_decay=0.05 \
+	-S train.schedule=onecycle -S train.label_smoothing=0.1 -S evaluate.tta=flip -S split.folds=10
+
+# Your own photos: PHOTOS/<class>/<image> (any class names the project knows, e.g. happy, sad), each photo
+# cropped to its face, fine-tuned from the starter. SUBJECT: a regex whose one group in the file name is the
+# person (e.g. '^(p\d+)_'), so no person is in two splits; without it every photo counts as its own person.
+PHOTOS ?= photos
+SUBJECT ?=
+PHOTOS_PARAMS := -S data.source=$(PHOTOS) -S data.format=folders -S "data.subject_pattern='$(SUBJECT)'" \
+	-S preprocess.size=64 -S preprocess.face_crop=true -S train.model=resnet10t -S train.pretrained=false \
+	-S train.init_from=starter -S train.epochs=25 -S train.batch_size=32 -S train.lr=1e-3 -S train.weight_decay=0.05 \
+	-S train.schedule=onecycle -S train.label_smoothing=0.1 -S evaluate.tta=flip
 # On a CUDA GPU: first the reference write-up's recipe exactly (ImageNet DenseNet121 at 224 px,
 # AdamW 1e-4, batch 8, 50 epochs, whole portraits: params.yaml's defaults), but on the
 # subject-disjoint split; then the recipe expected to do best there: the same pretrained
@@ -75,7 +100,7 @@ KDEF_GPU_BEST_PARAMS := $(KDEF_GPU_PARAMS) -S preprocess.face_crop=true -S train
 	-S train.lr=3e-4 -S train.schedule=onecycle -S train.epochs=60 -S train.label_smoothing=0.1 \
 	-S train.mixup=0.2 -S train.cutmix=1.0 -S train.augment.erasing=0.25 -S evaluate.tta=flip -S split.folds=10
 
-.PHONY: env demo video-demo fer2013 fer2013-gpu ferplus kdef kdef-gpu starter test
+.PHONY: env demo video-demo fer2013 fer2013-gpu ferplus kdef kdef-gpu starter ckplus photos test
 env: .venv/.complete
 	@# fer-predict, fer-video, fer-crossdataset and fer-compare run this clone's code: the environment is shared,
 	@# so another clone's make may have pointed them at its own copy (or an older one, without today's commands)
@@ -118,6 +143,21 @@ fer2013-gpu: env
 
 starter: env
 	dvc exp run $(STARTER_PARAMS)
+	rm -rf $(CROSS) && mkdir -p $(CROSS)
+	$(if $(CKPLUS),fer-crossdataset models/best.pt $(CKPLUS) $(CKPLUS_SET) --out $(CROSS)/ckplus48.json)
+	$(if $(CKPLUS),fer-crossdataset models/best.pt $(CKPLUS) $(CKPLUS_SET) --crops --out $(CROSS)/ckplus48-crops.json)
+	$(if $(filter-out kaggle:%,$(KDEF)),fer-crossdataset models/best.pt $(KDEF) --format kdef --angles S --out $(CROSS)/kdef-frontal.json)
+	$(if $(filter-out kaggle:%,$(KDEF)),fer-crossdataset models/best.pt $(KDEF) --format kdef --out $(CROSS)/kdef.json)
+	python -m fer.use.pack models/best.pt --crossdataset $$(ls $(CROSS)/*.json 2>/dev/null) \
+		--command "make starter FER2013=$(FER2013) CKPLUS=$(CKPLUS) KDEF=$(KDEF)"
+
+ckplus: env
+	dvc exp run $(CKPLUS_PARAMS) $(START_PARAMS)
+	@echo
+	@echo "10-fold over people: metrics/cv.json (mean, 95% interval, per fold); one split: metrics/metrics.json"
+
+photos: env
+	dvc exp run $(PHOTOS_PARAMS) $(START_PARAMS)
 
 ferplus: env
 	dvc exp run $(FERPLUS_PARAMS)
@@ -127,7 +167,7 @@ ferplus: env
 	@echo "  dvc exp run -S data.ferplus_labels=majority"
 
 kdef: env
-	dvc exp run $(KDEF_PARAMS)
+	dvc exp run $(KDEF_PARAMS) $(START_PARAMS)
 	@echo
 	@echo "subject-disjoint split:  metrics/metrics.json (per head angle under accuracy_by_angle)"
 	@echo "10-fold, every person tested once:  metrics/cv.json (mean, 95% interval, per fold)"

@@ -19,7 +19,8 @@ from fer import FerError, starter
 from fer.cli import run
 from fer.data import sources
 from fer.data.labels import CLASSES
-from fer.training.model import check_architecture, check_name, create, pipeline_checkpoint, read_checkpoint
+from fer.training.model import (check_architecture, check_name, create, pipeline_checkpoint, preprocessing_gaps,
+                                read_checkpoint)
 
 
 def main(params):
@@ -43,7 +44,11 @@ def main(params):
         create(params.train.model, len(params.data.classes or CLASSES), 1 if params.preprocess.grayscale else 3,
                weights=params.train.weights)
     if init:
-        check_architecture(read_checkpoint(init), params.train.model, f"train.init_from {init}")
+        ckpt = read_checkpoint(init)
+        check_architecture(ckpt, params.train.model, f"train.init_from {params.train.init_from}")
+        pre = params.preprocess
+        if gaps := preprocessing_gaps(ckpt, pre.size, pre.grayscale, pre.face_crop, pre.align):
+            print(f"train.init_from {params.train.init_from}: {'; '.join(gaps)}")
     args.marker.parent.mkdir(parents=True, exist_ok=True)
     args.marker.write_text("params.yaml is valid\n")
 

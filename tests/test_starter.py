@@ -14,7 +14,7 @@ from PIL import Image
 from fer import FerError, starter
 from fer.data import synthetic
 from fer.params import TrainParams
-from fer.training.model import build, create, data_config, read_checkpoint, save_checkpoint
+from fer.training.model import build, create, data_config, preprocessing_gaps, read_checkpoint, save_checkpoint
 from fer.training.train import start_model
 from fer.use import pack, video
 from fer.use.export import parity
@@ -142,3 +142,12 @@ def test_pack_writes_a_starter_that_checks_out(tmp_path):
     card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
     for text in ("`make starter X=1`", "ICML 2013", "| ckplus48.tar.gz (cross-dataset, all images) | 927 | 71.0% |"):
         assert text in card
+
+
+def test_how_a_run_caches_faces_unlike_the_starter_is_named():
+    ckpt = read_checkpoint(starter.CHECKPOINT)
+    assert preprocessing_gaps(ckpt, 48, True, False, False) == []  # as the starter was trained
+    gaps = preprocessing_gaps(ckpt, 64, False, True, True)  # make kdef's colour face crops, aligned
+    assert gaps[:2] == ["it saw 48 px faces, this run caches 64 px",
+                        "it is greyscale and this run RGB: its first layer is adapted"]
+    assert "this run's are cut by the detector" in gaps[2] and "its faces were not aligned" in gaps[3]

@@ -234,6 +234,27 @@ def check_architecture(ckpt: dict, name: str, origin: str) -> None:
                        f"checkpoint of a {name}")
 
 
+def preprocessing_gaps(ckpt: dict, size: int, grayscale: bool, face_crop: bool, align: bool) -> list[str]:
+    """How the faces a run caches differ from those the checkpoint `ckpt` was trained on (size,
+    channels, framing, alignment), each in words; [] when they match. `carry` bridges each
+    (channels are adapted, a CNN takes any size), so these are facts to know, not errors."""
+    cfg, gaps = ckpt["data_config"], []
+    channels, old_size = cfg["input_size"][0], cfg["input_size"][1]
+    if old_size != size:
+        gaps.append(f"it saw {old_size} px faces, this run caches {size} px")
+    if (channels == 1) != grayscale:
+        gaps.append(f"it is {'greyscale' if channels == 1 else 'RGB'} and this run "
+                    f"{'greyscale' if grayscale else 'RGB'}: its first layer is adapted")
+    face = cfg.get("face")
+    if bool(face) != face_crop:
+        gaps.append("its faces were " + ("cut from photos by the detector" if face else "whole face crops")
+                    + ", this run's " + ("are cut by the detector" if face_crop else "are whole images"))
+    if bool(face and face.get("align")) != align:
+        gaps.append(f"its faces were {'' if face and face.get('align') else 'not '}aligned, this run's "
+                    f"{'are' if align else 'are not'}")
+    return gaps
+
+
 def carry(model: nn.Module, name: str, classes: list[str], ckpt: dict, origin: str) -> dict:
     """Load a pipeline checkpoint of the same architecture into `model`, whatever its classes,
     channels or input size (convolutional models take any size).
