@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from fer import FerError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
@@ -37,3 +39,20 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> None:
 def write_text(text: str, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
+
+
+def check_writable(path: str | Path, flag: str, folder: bool = False) -> None:
+    """A FerError naming `flag` unless `path` can be written (a file, or with `folder` a folder,
+    made later if missing): checked before any work, so that no result is computed only to be lost."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise FerError(f"{flag} {path} is a file, not a folder: name a folder to write into")
+    if not folder and path.is_dir():
+        raise FerError(f"{flag} {path} is a folder: name a file to write in it, e.g. {path / 'predictions'}")
+    if not folder and not path.parent.is_dir():
+        raise FerError(f"{flag} {path}: the folder {path.parent} does not exist; make it first (mkdir -p {path.parent})")
+    target = path if folder and path.is_dir() else next(p for p in path.parents if p.exists())
+    if not folder and path.exists():
+        target = path
+    if not os.access(target, os.W_OK) or not target.is_dir() and folder:
+        raise FerError(f"{flag} {path}: {target} cannot be written to; choose a place you can write to")

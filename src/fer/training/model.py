@@ -122,16 +122,36 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     wrote (random bytes, a truncated or failed download, an HTML error page), or holds code."""
     # weights_only: a checkpoint is data, never code to run.
     if not Path(path).is_file():
-        raise FerError(f"checkpoint {path} not found")
+        raise FerError(f"checkpoint {path} not found" + (" (it is a folder)" if Path(path).is_dir() else ""))
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:
         if "allowed global" in str(e) or "allowlist" in str(e):  # a pickled object of some class: code
             raise FerError(f"refusing to load {path}: it holds more than weights and plain data "
                            f"({_unpickle_reason(e)})") from None
         raise _unreadable(path, e) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as e:  # a broken zip, a file cut short
+    except MemoryError:
+        raise
+    except Exception as e:  # a broken zip, a file cut short, text (IndexError inside torch's reader), ...
         raise _unreadable(path, e) from None
+    return _ours(ckpt, path)
+
+
+CHECKPOINT_KEYS = ("model", "model_name", "classes", "data_config")  # what rebuilding the model reads
+
+
+def _ours(ckpt, path: str | Path) -> dict:
+    """`ckpt` if it is a checkpoint this pipeline wrote, else a FerError saying what it is."""
+    if isinstance(ckpt, dict) and all(k in ckpt for k in CHECKPOINT_KEYS):
+        return ckpt
+    if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise FerError(f"{path} holds weights alone ({len(ckpt)} tensors, e.g. torch.save(model.state_dict())), not "
+                       "a checkpoint of this pipeline: the model name, classes and data config that rebuild the "
+                       "model are missing. Predict with a checkpoint the train stage wrote (models/best.pt); to "
+                       "start a run from such weights, set train.weights to the file")
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    raise FerError(f"{path} is not a checkpoint of this pipeline (no {', '.join(missing)}); use one the train "
+                   "stage wrote (models/best.pt)")
 
 
 def _unpickle_reason(e: Exception) -> str:
@@ -218,11 +238,9 @@ def pipeline_checkpoint(path: str | Path) -> dict | None:
     if not path or not Path(path).is_file() or str(path).lower().endswith(".safetensors"):
         return None
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # not a torch file, or not plain data: not ours either way
+        return read_checkpoint(path)
+    except FerError:  # not a torch file, not plain data, or not ours: not ours either way
         return None
-    keys = {"model", "model_name", "classes", "data_config"}
-    return ckpt if isinstance(ckpt, dict) and keys <= ckpt.keys() else None
 
 
 def check_architecture(ckpt: dict, name: str, origin: str) -> None:

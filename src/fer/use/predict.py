@@ -25,6 +25,7 @@ from fer.cli import user_errors
 from fer.data.faces import DETECTOR, MARGIN, MIN_FACE, crop, find_faces, margin_framing, rounded
 from fer.data.formats import IMAGE_SUFFIXES
 from fer.data.preprocess import load_image, open_image
+from fer.io import check_writable, write_csv, write_text
 from fer.progress import progress
 
 DEFAULT_CHECKPOINT = "models/best.pt"
@@ -45,7 +46,13 @@ def expand(inputs: list[str]) -> list[Path]:
     for matches in found.values():
         for p in map(Path, matches):
             out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]
-    return list(dict.fromkeys(out))
+    # one file once, however many names reach it (a folder linked into itself, a glob through a link)
+    seen, unique = set(), []
+    for f in out:
+        if (real := f.resolve()) not in seen:
+            seen.add(real)
+            unique.append(f)
+    return unique
 
 
 def framing(data_config: dict) -> tuple[dict, bool]:
@@ -110,7 +117,12 @@ class OnnxModel:
 
         if not Path(path).is_file():
             raise FerError(f"ONNX model {path} not found; the pipeline's export stage writes models/model.onnx")
-        self.session = onnxruntime.InferenceSession(str(path), providers=onnxruntime.get_available_providers())
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=onnxruntime.get_available_providers())
+        except Exception as e:  # onnxruntime's own errors (InvalidProtobuf, Fail, ...) share no base class
+            raise FerError(f"{path} is not a readable ONNX model ({type(e).__name__}): a copy cut short or a file "
+                           "of another kind looks like this; export it again (dvc repro export) or copy it "
+                           "again") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:
             raise FerError(f"{path} has no class metadata; export it with the pipeline's export stage")
@@ -118,9 +130,14 @@ class OnnxModel:
         self.tta = json.loads(meta.get("tta", '"none"'))  # averaging over flips is inside the graph, if at all
         self.temperature = json.loads(meta.get("temperature", "1"))  # and so is the calibration
         self.path, self.name, self.trained_on = Path(path), json.loads(meta.get("model_name", '"?"')), ""
+        self(np.full((1, *self.data_config["input_size"]), 128, np.uint8))  # damaged weights fail here, before any work
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"pixels": batch.astype(np.float32)})[0]
+        probs = self.session.run(None, {"pixels": batch.astype(np.float32)})[0]
+        if not np.isfinite(probs).all():  # damaged weights give NaN; never pass them on as probabilities
+            raise FerError(f"{self.path} gives probabilities that are not numbers (NaN or infinite): its weights "
+                           "are damaged; export it again (dvc repro export) or copy it again")
+        return probs
 
 
 def answering_model(checkpoint: str | None, onnx: str | None, device: str = "auto", tta: str | None = None):
@@ -171,21 +188,27 @@ def predict_files(files: list, model, detect: bool = True, batch_size: int = 64,
     Faces are classified a batch at a time as they are found, so memory does not grow with the
     number of files. read: how a file (any key) becomes an RGB image.
 
+    Ctrl-C stops the reading; the faces found so far are classified and returned, with
+    `faces.attrs["interrupted"]` True.
+
     Returns (faces DataFrame, errors DataFrame with `file`, `error`).
     """
-    rows, crops, probs, errors = [], [], [], []
-    for f in progress(files, "fer-predict", unit="files", leave=False):
-        try:
-            image = read(f)
-        except Exception as e:  # unreadable: report it and go on with the others
-            errors.append({"file": str(f), "error": f"{type(e).__name__}: {e}"})
-            continue
-        boxes, arrays = face_crops(image, model.data_config, detect)
-        crops += arrays
-        rows += [{"file": str(f), "x": box[0], "y": box[1], "w": box[2], "h": box[3]} for box in boxes]
-        while len(crops) >= batch_size:
-            probs.append(model(np.stack(crops[:batch_size])))
-            crops = crops[batch_size:]
+    rows, crops, probs, errors, interrupted = [], [], [], [], False
+    try:
+        for f in progress(files, "fer-predict", unit="files", leave=False):
+            try:
+                image = read(f)
+            except Exception as e:  # unreadable: report it and go on with the others
+                errors.append({"file": str(f), "error": f"{type(e).__name__}: {e}"})
+                continue
+            boxes, arrays = face_crops(image, model.data_config, detect)
+            crops += arrays
+            rows += [{"file": str(f), "x": box[0], "y": box[1], "w": box[2], "h": box[3]} for box in boxes]
+            while len(crops) >= batch_size:
+                probs.append(model(np.stack(crops[:batch_size])))
+                crops = crops[batch_size:]
+    except KeyboardInterrupt:  # Ctrl-C: the faces found so far are still answered and written
+        interrupted = True
     if crops:
         probs.append(model(np.stack(crops)))
     probs = np.concatenate(probs) if probs else np.zeros((0, len(model.classes)))
@@ -195,6 +218,7 @@ def predict_files(files: list, model, detect: bool = True, batch_size: int = 64,
     faces["confidence"] = probs.max(1) if len(probs) else []
     for i, c in enumerate(model.classes):
         faces[c] = probs[:, i]
+    faces.attrs["interrupted"] = interrupted
     return faces, pd.DataFrame(errors, columns=["file", "error"])
 
 
@@ -228,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the predictions here as JSON (default: print JSON)")
     parser.add_argument("--csv", help="write the predictions here as CSV")
     parser.add_argument("--annotate", metavar="DIR", help="write copies of the photos with boxes and labels")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive, default=64, help="faces classified at once (default 64)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--tta", choices=["flip", "none"],
                         help="flip: average each face with its mirror image, as evaluate.tta=flip (the default) "
@@ -250,20 +274,46 @@ def main(argv: list[str] | None = None) -> int:
             raise FerError(f"{videos[0]} is a video: fer-video {videos[0]} --out DIR follows its faces over time")
         if not files:
             raise FerError(f"no image files in {' '.join(args.inputs)}")
+        for flag, path in (("--json", args.json), ("--csv", args.csv)):
+            if path:
+                check_writable(path, flag)
+        if args.annotate:
+            check_writable(args.annotate, "--annotate", folder=True)
         faces, errors = predict_files(files, model, detect=not args.no_detect, batch_size=args.batch_size,
                                       min_confidence=args.min_confidence)
-    for e in errors.itertuples():
-        print(f"skipped {e.file}: {e.error}", file=sys.stderr)
+        for e in errors.itertuples():
+            print(f"skipped {e.file}: {e.error}", file=sys.stderr)
+        write_answers(faces, args.json, args.csv, args.annotate)
+    return report(files, faces, errors, args.min_confidence)
+
+
+def positive(text: str) -> int:
+    """argparse type: a whole number of 1 or more."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of 1 or more, not {text!r}")
+    return int(text)
+
+
+def write_answers(faces: pd.DataFrame, json_path: str | None, csv_path: str | None, annotated: str | None) -> None:
+    """The answers as JSON and/or CSV (each written whole or not at all; printed as JSON when
+    neither is asked for), and the annotated copies."""
     records = json.dumps(faces.to_dict("records"), indent=2)
-    if args.json:
-        Path(args.json).write_text(records + "\n")
-    if args.csv:
-        faces.to_csv(args.csv, index=False)
-    if not args.json and not args.csv:
+    if json_path:
+        write_text(records + "\n", json_path)
+    if csv_path:
+        write_csv(faces, csv_path)
+    if not json_path and not csv_path:
         print(records)
-    if args.annotate:
-        annotate(faces, args.annotate)
-    uncertain = f", {(faces['label'] == UNCERTAIN).sum()} uncertain (under {args.min_confidence:g})" if args.min_confidence else ""
+    if annotated:
+        annotate(faces, annotated)
+
+
+def report(files: list, faces: pd.DataFrame, errors: pd.DataFrame, min_confidence: float) -> int:
+    """What was done, on stderr; the exit status: 130 after Ctrl-C, 1 when no image could be read."""
+    if faces.attrs.get("interrupted"):
+        print(f"stopped: the {len(faces)} face(s) found before Ctrl-C are written", file=sys.stderr)
+        return 130
+    uncertain = f", {(faces['label'] == UNCERTAIN).sum()} uncertain (under {min_confidence:g})" if min_confidence else ""
     print(f"{len(faces)} face(s){uncertain} in {len(files) - len(errors)} image(s); {len(errors)} unreadable",
           file=sys.stderr)
     seen = set(errors["file"]) | set(faces["file"])
@@ -273,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no face found in {len(faceless)} image(s): {', '.join(faceless[:3])}{more}. The detector "
               f"({DETECTOR}) misses faces turned far aside or under {MIN_FACE} px; for face crops use --no-detect",
               file=sys.stderr)
+    if len(errors) == len(files):
+        print(f"error: none of the {len(files)} image(s) could be read (see the lines above)", file=sys.stderr)
+        return 1
     return 0
 
 
