@@ -3,6 +3,7 @@ frames kept, flat memory, and the same face scores as fer-predict gives a photo.
 
 import json
 import tracemalloc
+import shutil
 
 import cv2
 import numpy as np
@@ -155,3 +156,28 @@ def test_memory_stays_flat_whatever_the_length(checkpoint, tmp_path):
         tracemalloc.stop()
         assert done["frames"] == frames
     assert peaks[160] < peaks[40] * 1.25
+
+
+def test_an_out_that_is_a_file_stops_before_any_work(video, checkpoint, tmp_path, capsys):
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(SystemExit) as stop:
+        main([str(video), "--out", str(tmp_path / "taken"), "--checkpoint", str(checkpoint)])
+    assert "--out" in str(stop.value.code) and "is a file, not a folder" in str(stop.value.code)
+
+
+@pytest.mark.parametrize("args, named", [(["--max-frames", "0"], "--max-frames"), (["--batch-size", "0"], "--batch-size"),
+                                         (["--detect-every", "0"], "--detect-every is 1 or more (got 0)"),
+                                         (["--smooth", "-1"], "--smooth is 0 seconds or more (got -1)"),
+                                         (["--min-confidence", "2"], "--min-confidence is a probability, 0 to 1 (got 2)")])
+def test_each_bad_flag_is_named(video, checkpoint, tmp_path, capsys, args, named):
+    with pytest.raises(SystemExit):
+        main([str(video), "--out", str(tmp_path / "out"), "--checkpoint", str(checkpoint), *args])
+    assert named in capsys.readouterr().err
+
+
+def test_a_second_run_leaves_nothing_of_the_first(video, checkpoint, run, tmp_path):
+    out = shutil.copytree(run, tmp_path / "out")
+    assert {"annotated.mp4", "frames.json"} <= {p.name for p in out.iterdir()}
+    assert main([str(video), "--out", str(out), "--checkpoint", str(checkpoint), "--max-frames", "5"]) == 0
+    assert not (out / "annotated.mp4").exists() and not (out / "frames.json").exists()
+    assert pd.read_csv(out / "frames.csv")["frame"].max() == 4

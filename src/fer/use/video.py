@@ -39,7 +39,8 @@ from PIL import Image
 from fer import FerError
 from fer.cli import user_errors
 from fer.data.faces import Face, find_faces, rounded
-from fer.use.predict import CHECKPOINT_HELP, UNCERTAIN, answering_model, face_inputs
+from fer.io import check_writable
+from fer.use.predict import CHECKPOINT_HELP, UNCERTAIN, answering_model, face_inputs, positive
 
 MIN_IOU = 0.2  # a detection joins a track only if its box overlaps the track's (carried) box at least this much
 PHASES = ("decode", "detect", "classify", "write")
@@ -340,6 +341,15 @@ def timeline(frames_csv: str | Path, classes: list[str], path: str | Path, max_t
     plt.close(fig)
 
 
+OUTPUTS = ("frames.csv", "frames.json", "tracks.csv", "timeline.png", "annotated.mp4")  # what a run writes in --out
+
+
+def clear(out: Path) -> None:
+    """Remove an earlier run's outputs from `out`, so that none is left beside this run's."""
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fer-video", description="Facial expressions over time in a video, per face.")
     parser.add_argument("source", help="a video file (mp4, avi, mov, mkv, webm), a camera index (0) or a stream URL")
@@ -356,16 +366,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="label a face 'uncertain' when its highest probability is under P (as fer-predict)")
     parser.add_argument("--annotate", action="store_true", help="also write annotated.mp4: boxes, track ids, labels")
     parser.add_argument("--json", action="store_true", help="also write frames.json (the rows of frames.csv)")
-    parser.add_argument("--batch-size", type=int, default=32, help="faces classified at once (default 32)")
-    parser.add_argument("--max-frames", type=int, help="stop after this many frames (a camera runs until Ctrl-C)")
+    parser.add_argument("--batch-size", type=positive, default=32, help="faces classified at once (default 32)")
+    parser.add_argument("--max-frames", type=positive, help="stop after this many frames (a camera runs until Ctrl-C)")
     args = parser.parse_args(argv)
-    if args.detect_every < 1 or args.smooth < 0 or not 0 <= args.min_confidence <= 1:
-        parser.error("--detect-every is 1 or more, --smooth 0 or more, --min-confidence 0 to 1")
+    for bad, why in ((args.detect_every < 1, f"--detect-every is 1 or more (got {args.detect_every})"),
+                     (args.smooth < 0, f"--smooth is 0 seconds or more (got {args.smooth:g})"),
+                     (not 0 <= args.min_confidence <= 1,
+                      f"--min-confidence is a probability, 0 to 1 (got {args.min_confidence:g})")):
+        if bad:
+            parser.error(why)
     with user_errors(FileNotFoundError):
+        check_writable(args.out, "--out", folder=True)
         model, line = answering_model(args.checkpoint, args.onnx, args.device, args.tta)
         if args.onnx and args.tta and args.tta != model.tta:
             raise FerError(f"{args.onnx} was exported with tta {model.tta}, so --tta {args.tta} cannot apply")
         print(line, file=sys.stderr)
+        clear(Path(args.out))
         try:
             done = process(args.source, model, args.out, args.detect_every, args.smooth, args.batch_size,
                            args.annotate, args.json, args.min_confidence, args.max_frames)
