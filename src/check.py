@@ -53,5 +53,9 @@ def main(params):
     args.marker.write_text("params.yaml is valid\n")
 
 
+# `dvc exp run -S key=value` writes the value into params.yaml before any stage runs, and leaves it there
+KEPT = ("params.yaml still holds the values this run was given (dvc exp run -S writes them there): correct them "
+        "there, or `git checkout params.yaml` for the committed values")
+
 if __name__ == "__main__":
-    run(main)
+    run(main, note=KEPT)

@@ -140,6 +140,7 @@ def test_a_wrong_source_model_or_weights_file_stops_before_any_stage_and_keeps_a
     (repo / "params.yaml").write_text(params)  # a failed run leaves the override in params.yaml
     out = p.stdout + p.stderr
     assert p.returncode != 0 and message in out and "Traceback" not in out
+    assert "params.yaml still holds the values this run was given" in out
     assert "Running stage 'download'" not in out and "Running stage 'train'" not in out
     assert made() == before
 
@@ -151,6 +152,7 @@ def test_a_misspelt_param_stops_the_experiment_and_names_it(repo):
     (repo / "params.yaml").write_text(params)  # a failed run leaves the override in params.yaml
     assert p.returncode != 0
     assert "trian: unknown key (did you mean 'train'?)" in p.stdout + p.stderr
+    assert "git checkout params.yaml" in p.stdout + p.stderr
     assert "Traceback" not in p.stdout + p.stderr
 
 

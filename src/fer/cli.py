@@ -18,9 +18,15 @@ def user_errors(*also: type[Exception]):
         sys.exit(f"error: {e}")
 
 
-def run(main) -> None:
-    """Call a stage script's `main(params)` with params.yaml validated, under `user_errors`."""
+def run(main, note: str = "") -> None:
+    """Call a stage script's `main(params)` with params.yaml validated, under `user_errors`;
+    `note` is added to the message of any FerError."""
     from fer.params import load_params
 
     with user_errors():
-        main(load_params())
+        try:
+            main(load_params())
+        except FerError as e:
+            if not note:
+                raise
+            raise FerError(f"{e}\n{note}") from None
