@@ -43,14 +43,19 @@ def main() -> None:
         if args.out:
             shutil.copyfile(copy, args.out)
     print(f"{args.checkpoint}: val {len(val[1])} images (fits T), test {len(test[1])} images")
-    print("tta   T      accuracy before -> after  ECE before -> after  NLL before -> after  Brier before -> after  "
-          "acc@90%  acc@80%")
+    print(
+        "tta   T      accuracy before -> after  ECE before -> after  NLL before -> after  Brier before -> after  "
+        "acc@90%  acc@80%"
+    )
     for tta, m in figures.items():
         c, s = m["calibration"], m["selective"]["at_coverage"]
         before, after = c["uncalibrated"], c["calibrated"]
-        print(f"{tta:5} {c['temperature']:.3f}  {before['accuracy']:.4f} -> {after['accuracy']:.4f}         {before['ece']:.4f} -> {after['ece']:.4f}      "
-              f"{before['nll']:.4f} -> {after['nll']:.4f}      {before['brier']:.4f} -> {after['brier']:.4f}        "
-              f"{s['90%']['accuracy']:.4f}   {s['80%']['accuracy']:.4f}")
+        print(
+            f"{tta:5} {c['temperature']:.3f}  {before['accuracy']:.4f} -> {after['accuracy']:.4f}         "
+            f"{before['ece']:.4f} -> {after['ece']:.4f}      "
+            f"{before['nll']:.4f} -> {after['nll']:.4f}      {before['brier']:.4f} -> {after['brier']:.4f}        "
+            f"{s['90%']['accuracy']:.4f}   {s['80%']['accuracy']:.4f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

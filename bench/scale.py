@@ -66,11 +66,24 @@ def sweep(base: Path, lrs: str, jobs: int) -> float:
         time.sleep(2)
     seconds = time.perf_counter() - start
     status = sh(repo, "dvc", "queue", "status")
-    print(f"sweep of {len(lrs.split(','))} lrs at -j {jobs}: {seconds:.0f} s wall (load average after: "
-          f"{os.getloadavg()[0]:.1f})"
-          + ("" if "Failed" not in status else f" (FAILED runs:\n{status})"), flush=True)
-    print(sh(repo, "dvc", "exp", "show", "--drop", ".*", "--keep",
-             r"Experiment|train\.lr$|^accuracy$|train_seconds|threads"), flush=True)
+    print(
+        f"sweep of {len(lrs.split(','))} lrs at -j {jobs}: {seconds:.0f} s wall (load average after: "
+        f"{os.getloadavg()[0]:.1f})" + ("" if "Failed" not in status else f" (FAILED runs:\n{status})"),
+        flush=True,
+    )
+    print(
+        sh(
+            repo,
+            "dvc",
+            "exp",
+            "show",
+            "--drop",
+            ".*",
+            "--keep",
+            r"Experiment|train\.lr$|^accuracy$|train_seconds|threads",
+        ),
+        flush=True,
+    )
     return seconds
 
 
@@ -84,8 +97,11 @@ def ddp(base: Path) -> None:
     for name, path in (("1 process ", base), ("2 processes", repo)):
         t = json.loads((path / "metrics/train/metrics.json").read_text())
         m = json.loads((path / "metrics/metrics.json").read_text())
-        print(f"{name}: train {t['train_seconds']} s ({t['train_images_per_second']} img/s), best val acc "
-              f"{t['best_val_acc']:.4f} at epoch {t['best_epoch']}, test accuracy {m['accuracy']:.4f}", flush=True)
+        print(
+            f"{name}: train {t['train_seconds']} s ({t['train_images_per_second']} img/s), best val acc "
+            f"{t['best_val_acc']:.4f} at epoch {t['best_epoch']}, test accuracy {m['accuracy']:.4f}",
+            flush=True,
+        )
     print(f"(the 2-process dvc exp run took {wall:.0f} s wall, all stages after preprocess)")
 
 
@@ -96,8 +112,11 @@ def main():
     parser.add_argument("--skip", choices=["sweep", "ddp"])
     args = parser.parse_args()
     overrides = ["-S", f"train.epochs={args.epochs}"] if args.epochs else []
-    print(f"# {datetime.date.today()}, {platform.machine()}, {cpu_cores()} cores, torch {torch.__version__}, "
-          f"demo: {' '.join(demo_params() + overrides)}", flush=True)
+    print(
+        f"# {datetime.date.today()}, {platform.machine()}, {cpu_cores()} cores, torch {torch.__version__}, "
+        f"demo: {' '.join(demo_params() + overrides)}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="fer-scale-") as tmp:
         start = time.perf_counter()
         base = baseline(Path(tmp), overrides)

@@ -80,12 +80,20 @@ def class_folders(images: pd.DataFrame, raw: Path, out: Path) -> Path:
 def notebook_epoch(folder: Path, model_name: str, size: int, batch_size: int, device: torch.device) -> float:
     """Images/s of one epoch the notebook way (model built, warmed up on 4 batches first)."""
     cfg = data_config(timm.create_model(model_name), size, 3)
-    data = datasets.ImageFolder(folder, transforms.Compose([
-        transforms.Resize((size, size)), transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-        transforms.Normalize(cfg["mean"], cfg["std"]),
-    ]))
-    loader = DataLoader(data, batch_size=batch_size, shuffle=True, num_workers=2, drop_last=True,
-                        pin_memory=device.type == "cuda")
+    data = datasets.ImageFolder(
+        folder,
+        transforms.Compose(
+            [
+                transforms.Resize((size, size)),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                transforms.Normalize(cfg["mean"], cfg["std"]),
+            ]
+        ),
+    )
+    loader = DataLoader(
+        data, batch_size=batch_size, shuffle=True, num_workers=2, drop_last=True, pin_memory=device.type == "cuda"
+    )
     model = create(model_name, len(data.classes)).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
@@ -114,8 +122,14 @@ def our_epoch(prepared: Path, model_name: str, batch_size: int, device: torch.de
     cfg = data_config(model, images.shape[-1], 3)
     optimizer = adamw(model, lr=1e-4)
     x, y = on_device(images, device), torch.tensor(facts["target"].to_numpy())
-    warm = Batches(x[:4 * batch_size], y[:4 * batch_size], batch_size, augmentation(aug, cfg), device,
-                   torch.Generator().manual_seed(0))
+    warm = Batches(
+        x[: 4 * batch_size],
+        y[: 4 * batch_size],
+        batch_size,
+        augmentation(aug, cfg),
+        device,
+        torch.Generator().manual_seed(0),
+    )
     train_epoch(model, warm, optimizer)
     batches = Batches(x, y, batch_size, augmentation(aug, cfg), device, torch.Generator().manual_seed(0))
     sync(device)
@@ -147,8 +161,10 @@ def main():
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
     gpu = f", {torch.cuda.get_device_name(device)}" if cuda else ""
-    print(f"# {datetime.date.today()}, {platform.machine()}, {torch.get_num_threads()} threads{gpu}, "
-          f"torch {torch.__version__}, timm {timm.__version__}, device {device}")
+    print(
+        f"# {datetime.date.today()}, {platform.machine()}, {torch.get_num_threads()} threads{gpu}, "
+        f"torch {torch.__version__}, timm {timm.__version__}, device {device}"
+    )
     raw = kdef_size_photos()
     photos, _ = kdef.scan(raw)
     work = Path(tempfile.mkdtemp(prefix="fer-bench-"))
@@ -164,9 +180,11 @@ def main():
             a = notebook_epoch(folder, model_name, size, batch_size, device)
             b = our_epoch(prepared, model_name, batch_size, device, FLIP_ONLY)
             c = our_epoch(prepared, model_name, batch_size, device, AugmentParams())
-            print(f"{model_name} {size}px batch {batch_size}, {n} images: (a) notebook {a:.1f} img/s, "
-                  f"(b) ours {b:.1f} img/s (flip only; {c:.1f} with the default augmentation), "
-                  f"(b)/(a) = {b / a:.2f}x")
+            print(
+                f"{model_name} {size}px batch {batch_size}, {n} images: (a) notebook {a:.1f} img/s, "
+                f"(b) ours {b:.1f} img/s (flip only; {c:.1f} with the default augmentation), "
+                f"(b)/(a) = {b / a:.2f}x"
+            )
         n, seconds = time_preprocess(raw, DataParams(format="kdef"), work / "kdef-prepared", 224, False)
         print(f"preprocess KDEF-size: {n} JPEGs of 562x762 -> 224 px RGB in {seconds:.1f} s ({n / seconds:.0f} img/s)")
         if args.fer2013:
@@ -189,8 +207,10 @@ def reference_recipe(prepared: Path, images: pd.DataFrame, device: torch.device)
     classes = json.loads((prepared / "meta.json").read_text())["classes"]
     history, _ = fit(params, (xt, mt["target"].to_numpy()), (xv, mv["target"].to_numpy()), classes)
     seconds = time.perf_counter() - start
-    print(f"reference recipe on KDEF-size data: {len(history)} epochs of {len(mt)} train + {len(mv)} val "
-          f"images in {seconds:.0f} s ({len(mt) * len(history) / seconds:.0f} train img/s)")
+    print(
+        f"reference recipe on KDEF-size data: {len(history)} epochs of {len(mt)} train + {len(mv)} val "
+        f"images in {seconds:.0f} s ({len(mt) * len(history) / seconds:.0f} train img/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,12 +30,28 @@ FPS = 30
 
 
 def videos(folder: Path, frames: int) -> dict[str, Path]:
-    one = [{"subject": 0, "expressions": ("NE", "HA", "SU"), "start": (60, 100), "end": (380, 180),
-            "frames": (0, frames - 1)}]
-    three = [{"subject": s, "expressions": ("NE", "HA"), "start": (20 + 200 * s, 60 + 40 * s),
-              "end": (60 + 200 * s, 120 + 40 * s)} for s in range(3)]
-    return {"one face": synthetic.video(folder / "one.mp4", one, frames, SIZE, FPS, face_size=(192, 256)),
-            "three faces": synthetic.video(folder / "three.mp4", three, frames, SIZE, FPS)}
+    one = [
+        {
+            "subject": 0,
+            "expressions": ("NE", "HA", "SU"),
+            "start": (60, 100),
+            "end": (380, 180),
+            "frames": (0, frames - 1),
+        }
+    ]
+    three = [
+        {
+            "subject": s,
+            "expressions": ("NE", "HA"),
+            "start": (20 + 200 * s, 60 + 40 * s),
+            "end": (60 + 200 * s, 120 + 40 * s),
+        }
+        for s in range(3)
+    ]
+    return {
+        "one face": synthetic.video(folder / "one.mp4", one, frames, SIZE, FPS, face_size=(192, 256)),
+        "three faces": synthetic.video(folder / "three.mp4", three, frames, SIZE, FPS),
+    }
 
 
 def per_frame_loop(path: Path, model, frames: int) -> float:

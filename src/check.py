@@ -19,8 +19,14 @@ from fer import FerError, starter
 from fer.cli import run
 from fer.data import sources
 from fer.data.labels import CLASSES
-from fer.training.model import (check_architecture, check_name, create, pipeline_checkpoint, preprocessing_gaps,
-                                read_checkpoint)
+from fer.training.model import (
+    check_architecture,
+    check_name,
+    create,
+    pipeline_checkpoint,
+    preprocessing_gaps,
+    read_checkpoint,
+)
 
 
 def main(params):
@@ -35,14 +41,20 @@ def main(params):
     check_name(params.train.model)
     if init and Path(init).resolve() in {p.resolve() for p in args.outputs}:
         copy = Path(init).with_name("init" + Path(init).suffix)
-        raise FerError(f"train.init_from {init} is written by this pipeline, and DVC deletes it before training "
-                       f"again: copy it first (cp {init} {copy}) and set train.init_from={copy}")
+        raise FerError(
+            f"train.init_from {init} is written by this pipeline, and DVC deletes it before training "
+            f"again: copy it first (cp {init} {copy}) and set train.init_from={copy}"
+        )
     # Another architecture stops here; other classes, channels or input sizes are carried over.
     if run := pipeline_checkpoint(params.train.weights):
         check_architecture(run, params.train.model, f"train.weights {params.train.weights}")
     elif params.train.weights:  # says if it is missing too; the class count does not matter: the classifier is new
-        create(params.train.model, len(params.data.classes or CLASSES), 1 if params.preprocess.grayscale else 3,
-               weights=params.train.weights)
+        create(
+            params.train.model,
+            len(params.data.classes or CLASSES),
+            1 if params.preprocess.grayscale else 3,
+            weights=params.train.weights,
+        )
     if init:
         ckpt = read_checkpoint(init)
         check_architecture(ckpt, params.train.model, f"train.init_from {params.train.init_from}")
@@ -54,8 +66,10 @@ def main(params):
 
 
 # `dvc exp run -S key=value` writes the value into params.yaml before any stage runs, and leaves it there
-KEPT = ("params.yaml still holds the values this run was given (dvc exp run -S writes them there): correct them "
-        "there, or `git checkout params.yaml` for the committed values")
+KEPT = (
+    "params.yaml still holds the values this run was given (dvc exp run -S writes them there): correct them "
+    "there, or `git checkout params.yaml` for the committed values"
+)
 
 if __name__ == "__main__":
     run(main, note=KEPT)

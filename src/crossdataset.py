@@ -25,8 +25,16 @@ def main(params):
     if args.name not in sets:
         raise FerError(f"crossdataset.sets has no set named {args.name!r} (it has {', '.join(sets) or 'none'})")
     chosen = sets[args.name]
-    result, confusion = crossdataset(args.checkpoint, chosen.data(), chosen.split, params.split, params.evaluate.tta,
-                                     params.train.device, crops=chosen.crops, angles=chosen.angles)
+    result, confusion = crossdataset(
+        args.checkpoint,
+        chosen.data(),
+        chosen.split,
+        params.split,
+        params.evaluate.tta,
+        params.train.device,
+        crops=chosen.crops,
+        angles=chosen.angles,
+    )
     write_json({"name": args.name, **result}, args.metrics)
     write_csv(confusion, args.confusion)
     print(summary(result))

@@ -35,12 +35,18 @@ def main(params):
         results = run_folds(params, plan, args)
     predictions = pd.DataFrame(
         [(r["fold"], *row) for r in results for row in zip(*r["predictions"].values())],
-        columns=["fold", "path", "actual", "predicted", "confidence", "confidence_uncalibrated"])
+        columns=["fold", "path", "actual", "predicted", "confidence", "confidence_uncalibrated"],
+    )
     write_csv(predictions, args.predictions)
-    write_json({"folds_digest": plan.get("folds_digest", ""), "split": plan.get("split", {}),
-                "classes": json.loads((args.prepared_dir / "meta.json").read_text())["classes"] if results else [],
-                "folds": [{k: v for k, v in r.items() if k not in ("predictions", "fingerprint")} for r in results]},
-               args.folds_json)
+    write_json(
+        {
+            "folds_digest": plan.get("folds_digest", ""),
+            "split": plan.get("split", {}),
+            "classes": json.loads((args.prepared_dir / "meta.json").read_text())["classes"] if results else [],
+            "folds": [{k: v for k, v in r.items() if k not in ("predictions", "fingerprint")} for r in results],
+        },
+        args.folds_json,
+    )
     shutil.rmtree(args.state_dir, ignore_errors=True)  # finished: nothing left to resume
     if results:
         accuracy = [r["metrics"]["accuracy"] for r in results]
@@ -52,8 +58,10 @@ def run_folds(params, plan: dict, args) -> list[dict]:
     from fer.evaluation import folds as cv
 
     if plan["params"] != {s: getattr(params, s).model_dump(mode="json") for s in plan["params"]}:
-        raise FerError(f"params.yaml changed after {args.plan} was written: run `dvc repro` (or `dvc exp run`), "
-                       "which writes the plan first")
+        raise FerError(
+            f"params.yaml changed after {args.plan} was written: run `dvc repro` (or `dvc exp run`), "
+            "which writes the plan first"
+        )
     folds = pd.read_csv(args.folds, dtype={"path": str, "split": str})
     images, meta = cv.load_cache(args.prepared_dir)
     cache_meta = json.loads((args.prepared_dir / "meta.json").read_text())

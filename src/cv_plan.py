@@ -33,10 +33,14 @@ def main(params):
     folds = pd.read_csv(args.folds, usecols=["fold"])["fold"].nunique()
     plan = {"folds": folds}
     if folds:
-        plan |= {"folds_digest": digest(args.folds),
-                 "cache": {f.name: digest(f) for f in sorted(args.prepared_dir.iterdir()) if f.is_file()},
-                 "params": {s: getattr(params, s).model_dump(mode="json") for s in ("data", "preprocess", "train", "evaluate")},
-                 "split": json.loads(args.split_metrics.read_text()).get("cv", {})}
+        plan |= {
+            "folds_digest": digest(args.folds),
+            "cache": {f.name: digest(f) for f in sorted(args.prepared_dir.iterdir()) if f.is_file()},
+            "params": {
+                s: getattr(params, s).model_dump(mode="json") for s in ("data", "preprocess", "train", "evaluate")
+            },
+            "split": json.loads(args.split_metrics.read_text()).get("cv", {}),
+        }
     write_json(plan, args.plan)
     print(f"cv_plan: {folds} folds" if folds else "cv_plan: no cross-validation (split.folds is 0)")
 

@@ -39,16 +39,24 @@ def main(params):
     if not cv["folds"]:
         print("cv_report: no cross-validation (split.folds is 0)")
         return
-    plots.confusion_png(predictions, folds["classes"], args.plots_dir / "confusion.png",
-                        f"Pooled confusion matrix of {cv['folds']} folds")
+    plots.confusion_png(
+        predictions,
+        folds["classes"],
+        args.plots_dir / "confusion.png",
+        f"Pooled confusion matrix of {cv['folds']} folds",
+    )
     plots.folds_png(table, args.plots_dir / "folds.png")
-    plots.reliability_png(calibration.reliability_by_kind(predictions),
-                          {kind: cv["calibration"][kind]["ece"] for kind in calibration.CONFIDENCE},
-                          args.plots_dir / "reliability.png")
+    plots.reliability_png(
+        calibration.reliability_by_kind(predictions),
+        {kind: cv["calibration"][kind]["ece"] for kind in calibration.CONFIDENCE},
+        args.plots_dir / "reliability.png",
+    )
     a = cv["accuracy"]
-    print(f"cv_report: accuracy {a['mean']:.4f} +- {a['std']:.4f} over {cv['folds']} folds "
-          f"(95% interval {a['ci95_low']:.4f}-{a['ci95_high']:.4f}, pooled {cv['pooled']['accuracy']:.4f}); "
-          f"{args.cv_metrics}, {args.plots_dir}")
+    print(
+        f"cv_report: accuracy {a['mean']:.4f} +- {a['std']:.4f} over {cv['folds']} folds "
+        f"(95% interval {a['ci95_low']:.4f}-{a['ci95_high']:.4f}, pooled {cv['pooled']['accuracy']:.4f}); "
+        f"{args.cv_metrics}, {args.plots_dir}"
+    )
 
 
 if __name__ == "__main__":

@@ -31,21 +31,23 @@ def main(params):
     manifest = read_manifest(args.manifest)
     images, facts = load_split(args.prepared_dir, manifest, "test")
     train_facts = load_facts(args.prepared_dir, manifest, "train")
-    result, confusion = score_cache(args.checkpoint, images, facts, train_facts["target"], params.evaluate.tta,
-                                    params.train.device)
+    result, confusion = score_cache(
+        args.checkpoint, images, facts, train_facts["target"], params.evaluate.tta, params.train.device
+    )
     write_json(result, args.metrics)
     write_csv(confusion, args.confusion)
     for kind, bins in calibration.reliability_by_kind(confusion).items():
         write_csv(bins, args.plots_dir / "reliability" / f"{kind}.csv")
     correct = confusion["actual"] == confusion["predicted"]
     write_csv(calibration.coverage_curve(confusion["confidence"], correct), args.plots_dir / "coverage.csv")
-    write_csv(groups.table(correct, groups.attributes(facts)),
-              args.plots_dir / "groups.csv")
+    write_csv(groups.table(correct, groups.attributes(facts)), args.plots_dir / "groups.csv")
     cal = result["calibration"]
-    print(f"evaluate: test accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
-          f"majority baseline {result['majority_baseline']:.4f} ({result['test_images']} images, "
-          f"tta {params.evaluate.tta}); ECE {cal['uncalibrated']['ece']:.4f} -> {cal['calibrated']['ece']:.4f} "
-          f"(temperature {cal['temperature']:.3f})")
+    print(
+        f"evaluate: test accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
+        f"majority baseline {result['majority_baseline']:.4f} ({result['test_images']} images, "
+        f"tta {params.evaluate.tta}); ECE {cal['uncalibrated']['ece']:.4f} -> {cal['calibrated']['ece']:.4f} "
+        f"(temperature {cal['temperature']:.3f})"
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ def main(params):
     split = json.loads(args.split_metrics.read_text())
     write_text(model_card(ckpt, metrics, split, max_diff, args.onnx.name, tta), args.card)
     write_json({"onnx_max_abs_diff": max_diff, "onnx_bytes": args.onnx.stat().st_size}, args.metrics)
-    print(f"export: {args.onnx} ({args.onnx.stat().st_size / 1e6:.1f} MB), max |ONNX - PyTorch| = {max_diff:.2e} "
-          f"on {len(images)} test images; model card {args.card}")
+    print(
+        f"export: {args.onnx} ({args.onnx.stat().st_size / 1e6:.1f} MB), max |ONNX - PyTorch| = {max_diff:.2e} "
+        f"on {len(images)} test images; model card {args.card}"
+    )
 
 
 if __name__ == "__main__":

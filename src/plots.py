@@ -28,9 +28,11 @@ def main(params):
     plots.curve_png(history, "acc", args.out_dir / "accuracy.png")
     plots.curve_png(history, "loss", args.out_dir / "loss.png")
     measured = json.loads(args.metrics.read_text())["calibration"]
-    plots.reliability_png({kind: pd.read_csv(args.reliability / f"{kind}.csv") for kind in ("uncalibrated", "calibrated")},
-                          {kind: measured[kind]["ece"] for kind in ("uncalibrated", "calibrated")},
-                          args.out_dir / "reliability.png")
+    plots.reliability_png(
+        {kind: pd.read_csv(args.reliability / f"{kind}.csv") for kind in ("uncalibrated", "calibrated")},
+        {kind: measured[kind]["ece"] for kind in ("uncalibrated", "calibrated")},
+        args.out_dir / "reliability.png",
+    )
     plots.coverage_png(pd.read_csv(args.coverage), args.out_dir / "coverage.png")
     names = ("confusion.png", "accuracy.png", "loss.png", "reliability.png", "coverage.png")
     print(f"plots: {', '.join(str(args.out_dir / n) for n in names)}")

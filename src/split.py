@@ -34,8 +34,10 @@ def main(params):
     args = parser.parse_args()
     images, skipped = formats.scan(args.raw_dir, params.data)
     if images.empty:
-        raise FerError(f"no {params.data.format} images found in {args.raw_dir} ({len(skipped)} other files; "
-                       "check data.format)\n" + skipped.head(10).to_string(index=False))
+        raise FerError(
+            f"no {params.data.format} images found in {args.raw_dir} ({len(skipped)} other files; "
+            "check data.format)\n" + skipped.head(10).to_string(index=False)
+        )
     is_kdef = params.data.format == "kdef"
     missing, expected = kdef.missing(images, skipped) if is_kdef else (pd.DataFrame(columns=kdef.MISSING_COLUMNS), 0)
     p = params.split
@@ -55,8 +57,14 @@ def main(params):
     write_csv(skipped, args.out_dir / "skipped.csv")
     write_csv(repeats, args.out_dir / "duplicates.csv")
     write_csv(missing, args.out_dir / "missing.csv")
-    stats = {**summary(images, images["split"], protocol, repeats), "images": len(images), "skipped": len(skipped),
-             **({"missing": len(missing)} if is_kdef else {}), "angles": " ".join(p.angles) or "all", **cv}
+    stats = {
+        **summary(images, images["split"], protocol, repeats),
+        "images": len(images),
+        "skipped": len(skipped),
+        **({"missing": len(missing)} if is_kdef else {}),
+        "angles": " ".join(p.angles) or "all",
+        **cv,
+    }
     mapping = formats.class_map_used(images)
     write_json({**stats, "class_map": mapping}, args.metrics)
     print("split: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
@@ -65,8 +73,10 @@ def main(params):
         print(f"split: {len(skipped)} files skipped, listed with reasons in {args.out_dir / 'skipped.csv'}")
     if len(missing):
         codes = ", ".join(missing["code"][:10]) + (", ..." if len(missing) > 10 else "")
-        print(f"split: {len(missing)} of {expected:,} photos KDEF's design expects are missing ({codes}), "
-              f"listed in {args.out_dir / 'missing.csv'}")
+        print(
+            f"split: {len(missing)} of {expected:,} photos KDEF's design expects are missing ({codes}), "
+            f"listed in {args.out_dir / 'missing.csv'}"
+        )
 
 
 if __name__ == "__main__":

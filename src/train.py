@@ -35,7 +35,9 @@ from fer.training.train import train_run
 def main(params):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("prepared_dir", type=Path)
-    parser.add_argument("manifest", type=Path, help="the split stage's manifest.csv: which cached images are train and val")
+    parser.add_argument(
+        "manifest", type=Path, help="the split stage's manifest.csv: which cached images are train and val"
+    )
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("live_dir", type=Path, help="dvclive's folder: per-epoch metrics and the run's summary")
     parser.add_argument("state", type=Path, help="training state saved every epoch; a killed run resumes from it")
@@ -55,8 +57,8 @@ def main(params):
             live.next_step()
 
         history, best, seconds = train_run(
-            params, (x_train, m_train), (x_val, m_val), meta,
-            state_path=args.state, on_epoch=log if main_rank else None)
+            params, (x_train, m_train), (x_val, m_val), meta, state_path=args.state, on_epoch=log if main_rank else None
+        )
         parallel.shutdown()
         if not main_rank:
             return
@@ -64,15 +66,21 @@ def main(params):
         save_checkpoint(ckpt, args.checkpoint)
         live.step = len(history)  # the summary's step is the last epoch run
         for name, value in {
-            "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "epochs_run": len(history),
+            "best_epoch": best["epoch"],
+            "best_val_acc": best["val_acc"],
+            "epochs_run": len(history),
             "train_seconds": round(seconds, 1),
             "train_images_per_second": round(len(m_train) * len(history) / seconds, 1),
-            "processes": parallel.world_size(), "threads": torch.get_num_threads(),  # per process
+            "processes": parallel.world_size(),
+            "threads": torch.get_num_threads(),  # per process
         }.items():
             live.log_metric(name, value, plot=False)
     args.state.unlink(missing_ok=True)  # finished: nothing left to resume
-    print(f"train: best val accuracy {best['val_acc']:.4f} at epoch {best['epoch']}; calibration temperature "
-          f"{ckpt['temperature'][params.evaluate.tta]:.3f} (val split, tta {params.evaluate.tta}); saved {args.checkpoint}")
+    print(
+        f"train: best val accuracy {best['val_acc']:.4f} at epoch {best['epoch']}; calibration temperature "
+        f"{ckpt['temperature'][params.evaluate.tta]:.3f} (val split, tta {params.evaluate.tta}); "
+        f"saved {args.checkpoint}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def shipped_params_text() -> str:
     """params.yaml as committed: `dvc exp run` (e.g. `make demo`) rewrites the workspace copy."""
     try:
-        return subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout
+        return subprocess.run(
+            ["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):  # not a git checkout: the file is all there is
         return (ROOT / "params.yaml").read_text()
 
@@ -38,8 +39,10 @@ def run(cwd, *cmd, check=True, env=None):
         # the stages' `python` must be this environment's, whatever the caller's PATH says
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "HF_HUB_OFFLINE": "1",
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
         **(env or {}),
     }
     # Output goes to files, not pipes: `dvc queue start` leaves workers behind that hold the

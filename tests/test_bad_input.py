@@ -25,13 +25,16 @@ def jpeg_bytes(img=None):
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("name, writer", [
-    ("cmyk.jpg", lambda p: gradient("CMYK").save(p, "JPEG")),
-    ("rgba.png", lambda p: gradient("RGBA").save(p)),
-    ("palette.png", lambda p: gradient("P").save(p)),
-    ("grey.png", lambda p: gradient("L").save(p)),
-    ("sixteen.png", lambda p: Image.fromarray((np.arange(1200).reshape(30, 40) * 50).astype(np.uint16)).save(p)),
-])
+@pytest.mark.parametrize(
+    "name, writer",
+    [
+        ("cmyk.jpg", lambda p: gradient("CMYK").save(p, "JPEG")),
+        ("rgba.png", lambda p: gradient("RGBA").save(p)),
+        ("palette.png", lambda p: gradient("P").save(p)),
+        ("grey.png", lambda p: gradient("L").save(p)),
+        ("sixteen.png", lambda p: Image.fromarray((np.arange(1200).reshape(30, 40) * 50).astype(np.uint16)).save(p)),
+    ],
+)
 @pytest.mark.parametrize("grayscale", [False, True])
 def test_unusual_image_modes_are_used(tmp_path, name, writer, grayscale):
     writer(tmp_path / name)
@@ -102,11 +105,18 @@ def run_split_stage(tmp_path, data: dict):
 
     src = Path(__file__).resolve().parents[1] / "src"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": data, "split": {"val": 0.25, "test": 0.25}}))
-    p = subprocess.run([sys.executable, str(src / "split.py"), "raw", "split", "split.json"], cwd=tmp_path,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, str(src / "split.py"), "raw", "split", "split.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
-    return (pd.read_csv(tmp_path / "split" / "manifest.csv"), pd.read_csv(tmp_path / "split" / "skipped.csv"),
-            json.loads((tmp_path / "split.json").read_text()))
+    return (
+        pd.read_csv(tmp_path / "split" / "manifest.csv"),
+        pd.read_csv(tmp_path / "split" / "skipped.csv"),
+        json.loads((tmp_path / "split.json").read_text()),
+    )
 
 
 def test_same_image_twice_is_used_once(tmp_path):
@@ -133,7 +143,8 @@ def test_photos_missing_from_a_kdef_copy_are_listed_and_counted(tmp_path):
     missing = pd.read_csv(tmp_path / "split" / "missing.csv")
     assert missing.to_dict("records") == [
         {"code": "AF01SUHR", "subject": "F01", "session": "A", "label": "surprise", "angle": "HR"},
-        {"code": "BM02ANS", "subject": "M02", "session": "B", "label": "angry", "angle": "S"}]
+        {"code": "BM02ANS", "subject": "M02", "session": "B", "label": "angry", "angle": "S"},
+    ]
     assert stats["missing"] == 2 and len(manifest) == 4 * 2 * 7 * 2 - 2 and skipped.empty
 
 
@@ -155,7 +166,13 @@ def test_fer2013_duplicates_across_splits_are_kept_and_counted(tmp_path):
     assert pd.read_csv(tmp_path / "split" / "missing.csv").empty
     dups = pd.read_csv(tmp_path / "split" / "duplicates.csv")
     # Files are read in path order, so the test copy counts as the first.
-    assert dups.to_dict("records") == [{
-        "path": "train/happy/Training_happy0.jpg", "same_as": "test/happy/PrivateTest_again.jpg",
-        "reason": "same content as test/happy/PrivateTest_again.jpg", "dropped": False, "split": "train",
-        "same_as_split": "test"}]
+    assert dups.to_dict("records") == [
+        {
+            "path": "train/happy/Training_happy0.jpg",
+            "same_as": "test/happy/PrivateTest_again.jpg",
+            "reason": "same content as test/happy/PrivateTest_again.jpg",
+            "dropped": False,
+            "split": "train",
+            "same_as_split": "test",
+        }
+    ]

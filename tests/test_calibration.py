@@ -53,8 +53,11 @@ def test_ece_nll_and_brier_on_a_hand_computed_case():
     assert s["nll"] == pytest.approx(-np.mean(np.log([0.9, 0.1, 0.6, 0.8])))
     assert s["brier"] == pytest.approx(np.mean([0.02, 1.62, 0.32, 0.08]))
     bins = calibration.reliability(probs.max(1), probs.argmax(1) == y, bins=10)
-    assert bins.to_dict("list") == {"confidence": pytest.approx([0.6, 0.8, 0.9]), "accuracy": [1.0, 1.0, 0.5],
-                                    "count": [1, 1, 2]}
+    assert bins.to_dict("list") == {
+        "confidence": pytest.approx([0.6, 0.8, 0.9]),
+        "accuracy": [1.0, 1.0, 0.5],
+        "count": [1, 1, 2],
+    }
 
 
 def test_selective_prediction_answers_the_most_confident_first():
@@ -70,12 +73,26 @@ def test_selective_prediction_answers_the_most_confident_first():
 
 
 def test_accuracy_per_group_names_the_worst_group_and_the_spread_over_people():
-    attributes = pd.DataFrame({"subject": ["a", "a", "b", "b", "c", "c"], "sex": ["F", "F", "M", "M", "F", "F"],
-                               "angle": [""] * 6, "session": ["A"] * 6})
+    attributes = pd.DataFrame(
+        {
+            "subject": ["a", "a", "b", "b", "c", "c"],
+            "sex": ["F", "F", "M", "M", "F", "F"],
+            "angle": [""] * 6,
+            "session": ["A"] * 6,
+        }
+    )
     g = groups.by_group([1, 1, 0, 1, 0, 0], attributes)
     assert set(g) == {"subject", "sex"}  # nothing known of angle; one session is no comparison
     assert g["sex"]["groups"] == {"F": {"accuracy": 0.5, "count": 4}, "M": {"accuracy": 0.5, "count": 2}}
-    assert g["subject"] == {"worst": "c", "worst_accuracy": 0.0, "best": "a", "best_accuracy": 1.0, "gap": 1.0,
-                            "people": 3, "median_accuracy": 0.5, "images_per_person": 2.0}
+    assert g["subject"] == {
+        "worst": "c",
+        "worst_accuracy": 0.0,
+        "best": "a",
+        "best_accuracy": 1.0,
+        "gap": 1.0,
+        "people": 3,
+        "median_accuracy": 0.5,
+        "images_per_person": 2.0,
+    }
     rows = groups.table([1, 1, 0, 1, 0, 0], attributes)
     assert rows[rows["attribute"] == "subject"]["group"].tolist() == ["c", "b", "a"]

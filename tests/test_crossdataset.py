@@ -32,7 +32,9 @@ def dataset(tmp_path_factory):
     for folder in FOLDERS:
         (root / folder).mkdir(parents=True)
         for s in range(3):
-            Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(root / folder / f"S{s:03d}_{folder}.png")
+            Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(
+                root / folder / f"S{s:03d}_{folder}.png"
+            )
     return root
 
 
@@ -41,8 +43,17 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = create("test_resnet", len(MODEL_CLASSES), 1)
     path = tmp_path_factory.mktemp("ckpt") / "other.pt"
-    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": MODEL_CLASSES,
-                     "data_config": data_config(model, 32, 1), "params": {}, "epoch": 1}, path)
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_name": "test_resnet",
+            "classes": MODEL_CLASSES,
+            "data_config": data_config(model, 32, 1),
+            "params": {},
+            "epoch": 1,
+        },
+        path,
+    )
     return path
 
 
@@ -59,13 +70,22 @@ def test_classes_the_model_lacks_are_reported_apart_and_left_out_of_accuracy(dat
 
     assert result["test_images"] == len(files) == 9
     assert result["accuracy"] == pytest.approx(float(np.mean(pred == truth)))
-    assert result["macro_f1"] == pytest.approx(f1_score(truth, pred, labels=[0, 1, 3], average="macro", zero_division=0))
+    assert result["macro_f1"] == pytest.approx(
+        f1_score(truth, pred, labels=[0, 1, 3], average="macro", zero_division=0)
+    )
     assert result["unknown_images"] == 3 and list(result["unknown_classes"]) == ["contempt"]
     assert result["unknown_classes"]["contempt"]["images"] == 3
     assert sum(result["unknown_classes"]["contempt"]["predicted"].values()) == 3
     assert result["shared_classes"] == ["angry", "happy", "sad"] and result["absent_classes"] == ["neutral"]
-    assert {"accuracy", "macro_f1", "balanced_accuracy", "majority_baseline", "per_class", "dataset",
-            "protocol"} <= result.keys()
+    assert {
+        "accuracy",
+        "macro_f1",
+        "balanced_accuracy",
+        "majority_baseline",
+        "per_class",
+        "dataset",
+        "protocol",
+    } <= result.keys()
     assert result["dataset"] == str(dataset) and result["protocol"] == "cross-dataset, all 12 images"
     assert len(confusion) == 9 and "contempt" not in set(confusion["actual"])
     # how far its probabilities hold on these faces, and on whom it fails (the set's people)
@@ -78,8 +98,25 @@ def test_the_command_reads_an_archive_and_writes_json_and_confusion_csv(dataset,
     with tarfile.open(archive, "w:gz") as tf:
         tf.add(dataset, arcname="ck")
     out = tmp_path / "metrics" / "ck.json"
-    main([str(checkpoint), str(archive), "--subject-pattern", r"^(S\d+)_", "--split", "test", "--test", "0.3",
-          "--val", "0.3", "--device", "cpu", "--crops", "--out", str(out)])
+    main(
+        [
+            str(checkpoint),
+            str(archive),
+            "--subject-pattern",
+            r"^(S\d+)_",
+            "--split",
+            "test",
+            "--test",
+            "0.3",
+            "--val",
+            "0.3",
+            "--device",
+            "cpu",
+            "--crops",
+            "--out",
+            str(out),
+        ]
+    )
     result = json.loads(out.read_text())
     assert result["protocol"] == "cross-dataset, test split (subject-disjoint, seed 42)"
     assert result["test_images"] + result["unknown_images"] == 4  # one person of three, 4 faces each
@@ -92,7 +129,8 @@ def test_a_source_with_no_class_the_model_knows_is_an_error(tmp_path, checkpoint
     (tmp_path / "contempt").mkdir()
     for name, seed in (("a", 0), ("b", 1)):
         Image.fromarray(np.random.default_rng(seed).integers(0, 255, (40, 40), dtype=np.uint8)).save(
-            tmp_path / "contempt" / f"{name}.png")
+            tmp_path / "contempt" / f"{name}.png"
+        )
     data = DataParams(source=str(tmp_path), format="folders", classes=("contempt",))
     with pytest.raises(FerError, match="none of the test classes .contempt. is one the model knows"):
         crossdataset(checkpoint, data, device="cpu")
@@ -134,8 +172,17 @@ def test_scoring_gives_each_photo_the_label_fer_predict_gives(tmp_path):
     classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     face = {"detector": "RetinaFace", "margin": 0.3, "no_face": "keep", "align": True, "framing": margin_framing(0.3)}
     checkpoint = tmp_path / "aligned.pt"
-    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": classes,
-                     "data_config": {**data_config(model, 32, 3), "face": face}, "params": {}, "epoch": 1}, checkpoint)
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_name": "test_resnet",
+            "classes": classes,
+            "data_config": {**data_config(model, 32, 3), "face": face},
+            "params": {},
+            "epoch": 1,
+        },
+        checkpoint,
+    )
 
     result, rows = crossdataset(checkpoint, DataParams(source=str(tmp_path / "kdef"), format="kdef"), device="cpu")
     faces, _ = predict_files(sorted((tmp_path / "kdef").rglob("*.JPG")), TorchModel(checkpoint, "cpu"))
@@ -146,6 +193,7 @@ def test_scoring_gives_each_photo_the_label_fer_predict_gives(tmp_path):
     assert result["no_face"] == 1 and rows.set_index("path").loc["AF01/AF01HAFR.JPG", "predicted"] == "no face"
     assert result["accuracy"] == pytest.approx(np.mean(rows["actual"] == rows["predicted"]))
     assert "largest face found" in result["faces"]
-    frontal, rows = crossdataset(checkpoint, DataParams(source=str(tmp_path / "kdef"), format="kdef"), device="cpu",
-                              angles=("S",))
+    frontal, rows = crossdataset(
+        checkpoint, DataParams(source=str(tmp_path / "kdef"), format="kdef"), device="cpu", angles=("S",)
+    )
     assert frontal["protocol"] == "cross-dataset, all 28 images at S" and all(rows["path"].str.endswith("S.JPG"))

@@ -20,8 +20,14 @@ from fer.params import Params
 def tiny_cv(tiny_train):
     """6 people x 7 classes x 2 images of 32 px noise with a class-coloured corner, in 3 folds."""
     rng = np.random.default_rng(0)
-    meta = pd.DataFrame([{"path": f"S{s}_{c}_{i}.png", "subject": f"S{s}", "label": c, "target": t, "angle": "S"}
-                         for s in range(6) for t, c in enumerate(CLASSES) for i in range(2)])
+    meta = pd.DataFrame(
+        [
+            {"path": f"S{s}_{c}_{i}.png", "subject": f"S{s}", "label": c, "target": t, "angle": "S"}
+            for s in range(6)
+            for t, c in enumerate(CLASSES)
+            for i in range(2)
+        ]
+    )
     images = rng.integers(0, 255, (len(meta), 3, 32, 32), dtype=np.uint8)
     images[:, :, :8, :8] = (meta["target"].to_numpy() * 36)[:, None, None, None]
     rows, _ = assign_folds(meta, 3, val=0.15, seed=0)
@@ -54,33 +60,59 @@ def test_a_fold_is_tested_on_its_own_people_and_a_finished_fold_is_kept(tiny_cv,
 
 def answers(actual, predicted, confidence=0.9):
     """The cv stage's pooled test predictions: truth, answer and how sure, before and after calibration."""
-    return pd.DataFrame({"actual": actual, "predicted": predicted, "confidence": confidence,
-                         "confidence_uncalibrated": confidence})
+    return pd.DataFrame(
+        {"actual": actual, "predicted": predicted, "confidence": confidence, "confidence_uncalibrated": confidence}
+    )
 
 
 def fake_folds(accuracies):
-    return [{"metrics": {"accuracy": a, "macro_f1": a - 0.1, "balanced_accuracy": a - 0.05, "test_images": 10,
-                         "calibration": {"temperature": 1.5 + i / 10, "uncalibrated": {"nll": 1.0 + i, "brier": 0.5},
-                                         "calibrated": {"nll": 0.8, "brier": 0.4 + i / 10}}},
-             "best_epoch": 3} for i, a in enumerate(accuracies)]
+    return [
+        {
+            "metrics": {
+                "accuracy": a,
+                "macro_f1": a - 0.1,
+                "balanced_accuracy": a - 0.05,
+                "test_images": 10,
+                "calibration": {
+                    "temperature": 1.5 + i / 10,
+                    "uncalibrated": {"nll": 1.0 + i, "brier": 0.5},
+                    "calibrated": {"nll": 0.8, "brier": 0.4 + i / 10},
+                },
+            },
+            "best_epoch": 3,
+        }
+        for i, a in enumerate(accuracies)
+    ]
 
 
 def test_the_summary_gives_mean_spread_interval_pooled_and_per_fold_values():
-    predictions = pd.DataFrame({"actual": ["happy"] * 8 + ["sad"] * 2, "predicted": ["happy"] * 10,
-                                "confidence": [0.8] * 10, "confidence_uncalibrated": [1.0] * 10})
+    predictions = pd.DataFrame(
+        {
+            "actual": ["happy"] * 8 + ["sad"] * 2,
+            "predicted": ["happy"] * 10,
+            "confidence": [0.8] * 10,
+            "confidence_uncalibrated": [1.0] * 10,
+        }
+    )
     cv = summarize(fake_folds([0.6, 0.7, 0.8]), predictions, ["happy", "sad"], {"protocol": "3-fold"}, "abc")
     acc = cv["accuracy"]
     assert acc["mean"] == pytest.approx(0.7) and acc["std"] == pytest.approx(0.1)
     assert (acc["min"], acc["max"]) == (0.6, 0.8)
     # t with 2 degrees of freedom: 0.7 +- 4.303 * 0.1 / sqrt(3)
-    assert acc["ci95_low"] == pytest.approx(0.7 - 0.2484, abs=1e-3) and acc["ci95_high"] == pytest.approx(0.9484, abs=1e-3)
+    assert acc["ci95_low"] == pytest.approx(0.7 - 0.2484, abs=1e-3) and acc["ci95_high"] == pytest.approx(
+        0.9484, abs=1e-3
+    )
     assert cv["pooled"]["accuracy"] == 0.8 and cv["pooled"]["balanced_accuracy"] == 0.5
     assert cv["per_fold"]["accuracy"] == [0.6, 0.7, 0.8] and cv["folds"] == 3 and cv["folds_digest"] == "abc"
     assert len(fold_table(cv)) == 9
     # calibration over every fold's test images: ECE from the pooled answers, NLL and Brier as means over images
     cal = cv["calibration"]
     assert cal["uncalibrated"] == {"ece": pytest.approx(0.2), "nll": pytest.approx(2.0), "brier": pytest.approx(0.5)}
-    assert cal["calibrated"] == {"ece": pytest.approx(0.0, abs=1e-6), "nll": pytest.approx(0.8), "brier": pytest.approx(0.5)}
+    assert cal["calibrated"] == {
+        "ece": pytest.approx(0.0, abs=1e-6),
+        "nll": pytest.approx(0.8),
+        "brier": pytest.approx(0.5),
+    }
     assert cal["temperature"]["mean"] == pytest.approx(1.6)
     assert summarize([], predictions.iloc[:0], ["happy"], {}, "") == {"folds": 0}
     assert t_interval([0.5, 0.5]) == (0.5, 0.5)
@@ -97,8 +129,13 @@ def test_a_consistent_gain_is_beyond_the_noise_and_a_mixed_one_is_not():
 
 def test_compare_reads_two_runs_and_refuses_different_folds(tmp_path, capsys):
     def cv_file(name, accuracies, digest="same"):
-        cv = summarize(fake_folds(accuracies), answers(["happy", "sad"], ["happy", "sad"]),
-                       ["happy", "sad"], {"protocol": "5-fold, subject-disjoint"}, digest)
+        cv = summarize(
+            fake_folds(accuracies),
+            answers(["happy", "sad"], ["happy", "sad"]),
+            ["happy", "sad"],
+            {"protocol": "5-fold, subject-disjoint"},
+            digest,
+        )
         (tmp_path / name).write_text(json.dumps(cv))
         return str(tmp_path / name)
 

@@ -36,15 +36,15 @@ def photos(tmp_path_factory):
 
 
 def manifest(paths) -> pd.DataFrame:
-    return pd.DataFrame({"path": paths, "label": "happy", "subject": "S1", "angle": "S",
-                         "session": "A"})
+    return pd.DataFrame({"path": paths, "label": "happy", "subject": "S1", "angle": "S", "session": "A"})
 
 
 @pytest.mark.parametrize("grayscale, align", [(False, False), (True, False), (False, True)])
 def test_preprocess_and_predict_crop_the_same_face(photos, tmp_path, grayscale, align):
     paths = ["grace.jpg", "left.jpg", "right.jpg"]
-    failed, _ = build(manifest(paths), photos, tmp_path, size=48, grayscale=grayscale, workers=1, face_margin=0.3,
-                      align=align)
+    failed, _ = build(
+        manifest(paths), photos, tmp_path, size=48, grayscale=grayscale, workers=1, face_margin=0.3, align=align
+    )
     assert failed.empty
     cached, facts = load_cache(tmp_path)
     meta = json.loads((tmp_path / "meta.json").read_text())
@@ -63,11 +63,21 @@ def test_preprocess_and_predict_crop_the_same_face(photos, tmp_path, grayscale, 
 
 @pytest.mark.parametrize("no_face", ["keep", "skip"])
 def test_images_without_a_face_are_kept_whole_or_skipped_and_listed(photos, tmp_path, no_face):
-    failed, _ = build(manifest(["wall.jpg", "grace.jpg"]), photos, tmp_path, size=32, grayscale=False, workers=1,
-                      face_margin=0.2, no_face=no_face)
+    failed, _ = build(
+        manifest(["wall.jpg", "grace.jpg"]),
+        photos,
+        tmp_path,
+        size=32,
+        grayscale=False,
+        workers=1,
+        face_margin=0.2,
+        no_face=no_face,
+    )
     faces = pd.read_csv(tmp_path / "faces.csv")
-    assert faces.to_dict("records") == [{"path": "wall.jpg", "face_found": False},
-                                        {"path": "grace.jpg", "face_found": True}]
+    assert faces.to_dict("records") == [
+        {"path": "wall.jpg", "face_found": False},
+        {"path": "grace.jpg", "face_found": True},
+    ]
     cached, facts = load_cache(tmp_path)
     if no_face == "keep":
         assert failed.empty and list(facts["path"]) == ["wall.jpg", "grace.jpg"]
@@ -110,7 +120,7 @@ def test_an_aligned_crop_puts_known_landmarks_where_the_framing_says():
     def dot(i: int) -> Image.Image:
         image = np.zeros((400, 400, 3), dtype=np.uint8)
         x, y = points[i].round().astype(int)
-        image[y - 2:y + 3, x - 2:x + 3] = 255
+        image[y - 2 : y + 3, x - 2 : x + 3] = 255
         return Image.fromarray(image)
 
     for i, target in enumerate(framing["landmarks"]):
@@ -132,8 +142,9 @@ def test_a_tilted_head_comes_out_level(degrees):
     again = largest(find_faces(aligned))
     assert abs(eye_angle(again)) < 3, eye_angle(again)
     # the eyes land where the framing puts them, at any tilt
-    np.testing.assert_allclose(np.array(again.landmarks[:2]) / aligned.width,
-                               margin_framing(0.2)["landmarks"][:2], atol=0.03)
+    np.testing.assert_allclose(
+        np.array(again.landmarks[:2]) / aligned.width, margin_framing(0.2)["landmarks"][:2], atol=0.03
+    )
     upright = crop(photo, face, margin_framing(0.2))
     assert abs(eye_angle(largest(find_faces(upright))) + degrees) < 5
 
@@ -166,8 +177,11 @@ def on_the_face(box, width: int = 96, height: int = 128) -> bool:
     """Whether `box` lies where the demo draws the face: centred, at 0.46 of the height, a third
     of the width wide (as bench/face_recall.py judges it)."""
     x, y, w, h = box
-    return abs(x + w / 2 - width / 2) < 0.2 * width and abs(y + h / 2 - 0.46 * height) < 0.2 * height \
+    return (
+        abs(x + w / 2 - width / 2) < 0.2 * width
+        and abs(y + h / 2 - 0.46 * height) < 0.2 * height
         and 0.3 * width < w < width
+    )
 
 
 def test_the_detector_finds_95_percent_of_demo_faces_at_all_three_angles(tmp_path):
@@ -212,7 +226,13 @@ def test_the_onnx_file_and_the_model_card_carry_the_face_crop(tmp_path):
     with torch.no_grad():
         export_onnx(model, ckpt, tmp_path / "model.onnx")
     assert OnnxModel(tmp_path / "model.onnx").data_config["face"]["margin"] == 0.3
-    metrics = {"accuracy": 0.9, "macro_f1": 0.8, "balanced_accuracy": 0.85, "majority_baseline": 0.14,
-               "test_images": 10, "per_class": {}}
+    metrics = {
+        "accuracy": 0.9,
+        "macro_f1": 0.8,
+        "balanced_accuracy": 0.85,
+        "majority_baseline": 0.14,
+        "test_images": 10,
+        "per_class": {},
+    }
     card = model_card(ckpt, metrics, {}, 1e-6, "model.onnx")
     assert "cropped to the face (cascades, margin 0.3; images without a face left out)" in card

@@ -41,16 +41,23 @@ def test_majority_labels_and_every_face_left_out_with_its_reason(tmp_path):
     write_ferplus(tmp_path, missing=("fer0000006.png",))
     write_ferplus(tmp_path, {"fer0000010.png": ROWS["fer0000001.png"]}, "FER2013Test")
     images, skipped = ferplus.scan(tmp_path)
-    assert dict(zip(images["path"], images["label"])) == {"FER2013Train/fer0000001.png": "happy",
-                                                          "FER2013Train/fer0000002.png": "contempt",
-                                                          "FER2013Test/fer0000010.png": "happy"}
-    assert dict(zip(images["path"], images["official"])) == {"FER2013Train/fer0000001.png": "train",
-                                                             "FER2013Train/fer0000002.png": "train",
-                                                             "FER2013Test/fer0000010.png": "test"}
+    assert dict(zip(images["path"], images["label"])) == {
+        "FER2013Train/fer0000001.png": "happy",
+        "FER2013Train/fer0000002.png": "contempt",
+        "FER2013Test/fer0000010.png": "happy",
+    }
+    assert dict(zip(images["path"], images["official"])) == {
+        "FER2013Train/fer0000001.png": "train",
+        "FER2013Train/fer0000002.png": "train",
+        "FER2013Test/fer0000010.png": "test",
+    }
     reasons = dict(zip(skipped["path"].str.split("/").str[-1], skipped["reason"]))
-    assert reasons == {"fer0000003.png": "tie: two classes share the top vote", "fer0000004.png": "top vote: unknown",
-                       "fer0000005.png": "top vote: NF",
-                       "fer0000006.png": "listed in label.csv but no image (FER+ dropped the face)"}
+    assert reasons == {
+        "fer0000003.png": "tie: two classes share the top vote",
+        "fer0000004.png": "top vote: unknown",
+        "fer0000005.png": "top vote: NF",
+        "fer0000006.png": "listed in label.csv but no image (FER+ dropped the face)",
+    }
     happy = images.set_index("path").loc["FER2013Train/fer0000001.png", "votes"]
     assert happy == "neutral=2 happy=7 surprise=1 sad=0 angry=0 disgust=0 fear=0 contempt=0"
 
@@ -102,8 +109,9 @@ def vote_arrays():
     return (images[train], shares[train]), (images[val], shares[val]), ["angry", "happy", "neutral", "sad"]
 
 
-@pytest.mark.parametrize("extra", [{}, {"label_smoothing": 0.1, "class_weights": "balanced"},
-                                   {"mixup": 0.2, "cutmix": 1.0}])
+@pytest.mark.parametrize(
+    "extra", [{}, {"label_smoothing": 0.1, "class_weights": "balanced"}, {"mixup": 0.2, "cutmix": 1.0}]
+)
 def test_training_on_vote_shares_learns_with_each_option(vote_arrays, tiny_train, extra):
     train, val, classes = vote_arrays
     history, best = fit(tiny_train.model_copy(update={"epochs": 4, **extra}), train, val, classes)
@@ -115,8 +123,15 @@ def test_training_on_vote_shares_learns_with_each_option(vote_arrays, tiny_train
 
 def test_training_on_vote_shares_resumes_exactly(vote_arrays, tiny_train, tmp_path, monkeypatch):
     train, val, classes = vote_arrays
-    assert_resumes_exactly(tiny_train.model_copy(update={"epochs": 3, "mixup": 0.2}), train, val, classes,
-                           tmp_path / "state.pt", monkeypatch, interrupt_at=2)
+    assert_resumes_exactly(
+        tiny_train.model_copy(update={"epochs": 3, "mixup": 0.2}),
+        train,
+        val,
+        classes,
+        tmp_path / "state.pt",
+        monkeypatch,
+        interrupt_at=2,
+    )
 
 
 def test_a_ferplus_cache_trains_on_votes_and_scores_accuracy_and_vote_cross_entropy(tmp_path, tiny_train):
@@ -130,8 +145,11 @@ def test_a_ferplus_cache_trains_on_votes_and_scores_accuracy_and_vote_cross_entr
 
     rng = np.random.default_rng(1)
     for split in ("FER2013Train", "FER2013Valid", "FER2013Test"):
-        rows = {f"fer{split[7:]}{i:03d}.png": tuple(rng.multinomial(10, [0.4, 0.3, 0.1, 0.1, 0.05, 0.02, 0.02, 0.01]))
-                + (0, 0) for i in range(40)}
+        rows = {
+            f"fer{split[7:]}{i:03d}.png": tuple(rng.multinomial(10, [0.4, 0.3, 0.1, 0.1, 0.05, 0.02, 0.02, 0.01]))
+            + (0, 0)
+            for i in range(40)
+        }
         write_ferplus(tmp_path / "raw", rows, split)
     data = DataParams(source=str(tmp_path / "raw"), format="ferplus", ferplus_labels="distribution")
     images, _ = formats.scan(tmp_path / "raw", data)

@@ -16,8 +16,15 @@ from fer.params import DataParams
 from fer.training.train import fit
 
 JAFFE = {"angry": "AN", "disgust": "DI", "fear": "FE", "happy": "HA", "neutral": "NE", "sad": "SA", "surprise": "SU"}
-RAFD = {"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy", "neutral": "neutral",
-        "sad": "sad", "surprise": "surprised"}
+RAFD = {
+    "angry": "angry",
+    "disgust": "disgusted",
+    "fear": "fearful",
+    "happy": "happy",
+    "neutral": "neutral",
+    "sad": "sad",
+    "surprise": "surprised",
+}
 LETTERS = dict(zip(JAFFE, "abcdefg"))
 
 
@@ -36,8 +43,14 @@ def fixed(person: int, label: str, take: int) -> str:
 LAYOUTS = {
     "jaffe": (jaffe, {"label_pattern": "jaffe"}),
     "rafd": (rafd, {"label_pattern": "rafd"}),
-    "fixed": (fixed, {"label_pattern": r"^\d{4}([a-z])\d\d\.", "subject_pattern": r"^(\d{3})",
-                      "class_map": {letter: label for label, letter in LETTERS.items()}}),
+    "fixed": (
+        fixed,
+        {
+            "label_pattern": r"^\d{4}([a-z])\d\d\.",
+            "subject_pattern": r"^(\d{3})",
+            "class_map": {letter: label for label, letter in LETTERS.items()},
+        },
+    ),
 }
 
 
@@ -70,8 +83,12 @@ def test_each_convention_trains_end_to_end_with_its_classes_and_people_apart(dem
     assert not (people["train"] & people["test"]) and not (people["train"] & people["val"])
     build(images, root, tmp_path / "cache", size=32, grayscale=False, workers=1)
     (x_train, m_train), (x_val, m_val) = (load_split(tmp_path / "cache", images, s) for s in ("train", "val"))
-    history, best = fit(tiny_train.model_copy(update={"epochs": 1}), (x_train, m_train["target"].to_numpy()),
-                        (x_val, m_val["target"].to_numpy()), sorted(JAFFE))
+    history, best = fit(
+        tiny_train.model_copy(update={"epochs": 1}),
+        (x_train, m_train["target"].to_numpy()),
+        (x_val, m_val["target"].to_numpy()),
+        sorted(JAFFE),
+    )
     assert best["classes"] == sorted(JAFFE) and np.isfinite(history[0]["train_loss"])
 
 
@@ -99,15 +116,21 @@ def test_filenames_needs_a_label_pattern_with_one_group():
 def test_attributes_from_file_names_and_label_csv_columns_reach_the_image_list(demo_raw, tmp_path):
     # what accuracy per group is reported on (evaluate reads them from the split's manifest)
     root, _ = rename_tree(demo_raw, tmp_path, "rafd")
-    data = DataParams(source=str(root), format="filenames", label_pattern="rafd",
-                      attributes={"sex": "_(female|male)_", "ethnicity": r"Rafd\d+_\d+_([A-Za-z]+)_"})
+    data = DataParams(
+        source=str(root),
+        format="filenames",
+        label_pattern="rafd",
+        attributes={"sex": "_(female|male)_", "ethnicity": r"Rafd\d+_\d+_([A-Za-z]+)_"},
+    )
     images, _ = formats.scan(root, data)
     assert images["sex"].value_counts().to_dict() == {"female": 42, "male": 42}
     assert set(images["ethnicity"]) == {"Caucasian"}
     images[["path", "label"]].assign(gender=images["sex"]).to_csv(root / "labels.csv", index=False)
     listed, _ = formats.scan(root, DataParams(source=str(root), format="csv", label_csv={"attributes": ["gender"]}))
     assert listed.set_index("path")["gender"].to_dict() == images.set_index("path")["sex"].to_dict()
-    with pytest.raises(FerError, match=r"data.label_csv.attributes age: not a column of labels.csv \(path, label, gender\)"):
+    with pytest.raises(
+        FerError, match=r"data.label_csv.attributes age: not a column of labels.csv \(path, label, gender\)"
+    ):
         formats.scan(root, DataParams(source=str(root), format="csv", label_csv={"attributes": ["age"]}))
     with pytest.raises(ValueError, match="attributes.subject: subject is the pipeline's own column"):
         DataParams(attributes={"subject": "(x)"})

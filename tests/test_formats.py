@@ -17,8 +17,9 @@ from fer.data.split import assign, summary
 from fer.params import DataParams
 
 # the real archive: $FER2013, else where a checkout beside ../shared finds it
-FER2013_ARCHIVE = Path(os.environ.get("FER2013") or
-                       Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013-images.tar.gz")
+FER2013_ARCHIVE = Path(
+    os.environ.get("FER2013") or Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013-images.tar.gz"
+)
 
 
 def face(path: Path, value: int = 128, size: int = 48):
@@ -26,12 +27,27 @@ def face(path: Path, value: int = 128, size: int = 48):
     Image.fromarray(np.full((size, size), value, dtype=np.uint8)).save(path)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("anger", "angry"), ("ANGRY", "angry"), ("AN", "angry"), ("Happiness", "happy"), ("HA", "happy"),
-    ("sadness", "sad"), ("SA", "sad"), ("afraid", "fear"), ("AF", "fear"), ("surprised", "surprise"),
-    ("disgusted", "disgust"), ("neutral", "neutral"), ("contempt", "contempt"), ("contemptuous", "contempt"),
-    ("FE", "fear"), ("train", None),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("anger", "angry"),
+        ("ANGRY", "angry"),
+        ("AN", "angry"),
+        ("Happiness", "happy"),
+        ("HA", "happy"),
+        ("sadness", "sad"),
+        ("SA", "sad"),
+        ("afraid", "fear"),
+        ("AF", "fear"),
+        ("surprised", "surprise"),
+        ("disgusted", "disgust"),
+        ("neutral", "neutral"),
+        ("contempt", "contempt"),
+        ("contemptuous", "contempt"),
+        ("FE", "fear"),
+        ("train", None),
+    ],
+)
 def test_alias_table(name, expected):
     assert canonical(name) == expected
 
@@ -62,11 +78,17 @@ def test_fer2013_folders_without_prefixes_carve_val_from_train(tmp_path):
 def test_fer2013_csv_with_a_bad_row(tmp_path):
     ok = " ".join(["7"] * 2304)
     gradient = " ".join(str(i % 256) for i in range(2304))
-    write_fer2013_csv(tmp_path / "fer2013.csv", [
-        (0, gradient, "Training"), (3, ok, "Training"), (6, ok, "PublicTest"), (4, ok, "PrivateTest"),
-        (9, ok, "Training"),             # no such emotion
-        (3, "1 2 3", "Training"),        # truncated pixels
-    ])
+    write_fer2013_csv(
+        tmp_path / "fer2013.csv",
+        [
+            (0, gradient, "Training"),
+            (3, ok, "Training"),
+            (6, ok, "PublicTest"),
+            (4, ok, "PrivateTest"),
+            (9, ok, "Training"),  # no such emotion
+            (3, "1 2 3", "Training"),  # truncated pixels
+        ],
+    )
     images, skipped = formats.scan(tmp_path, DataParams(format="fer2013"))
     assert list(images["label"]) == ["angry", "happy", "neutral", "sad"]
     assert list(images["official"]) == ["train", "train", "val", "test"]
@@ -86,9 +108,14 @@ def test_folders_any_dataset_with_aliases_and_unknown_classes(tmp_path):
     face(tmp_path / "loose.png")
     images, skipped = formats.scan(tmp_path, DataParams(format="folders"))
     assert dict(zip(images["path"], images["label"])) == {
-        "Anger/a.png": "angry", "happiness/b.jpg": "happy", "contempt/c.png": "contempt"}
+        "Anger/a.png": "angry",
+        "happiness/b.jpg": "happy",
+        "contempt/c.png": "contempt",
+    }
     assert dict(zip(skipped["path"], skipped["reason"])) == {
-        "happiness/notes.txt": "not an image file", "loose.png": "not inside a class folder"}
+        "happiness/notes.txt": "not an image file",
+        "loose.png": "not inside a class folder",
+    }
     # data.classes drops the rest, and says so.
     images, skipped = formats.scan(tmp_path, DataParams(format="folders", classes=("anger", "happy")))
     assert set(images["label"]) == {"angry", "happy"}

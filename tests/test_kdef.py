@@ -5,21 +5,26 @@ import pytest
 from fer.data import kdef, synthetic
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("AF01ANS.JPG", ("angry", "F01", "A", "F", "S")),
-    ("BM35SUFR.JPG", ("surprise", "M35", "B", "M", "FR")),
-    ("af01afhl.jpg", ("fear", "F01", "A", "F", "HL")),
-    ("AM12HAHR.jpeg", ("happy", "M12", "A", "M", "HR")),
-    ("BF07DIFL.JPG", ("disgust", "F07", "B", "F", "FL")),
-    ("AM01NES.Jpg", ("neutral", "M01", "A", "M", "S")),
-    ("BF02SAS.JPG", ("sad", "F02", "B", "F", "S")),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("AF01ANS.JPG", ("angry", "F01", "A", "F", "S")),
+        ("BM35SUFR.JPG", ("surprise", "M35", "B", "M", "FR")),
+        ("af01afhl.jpg", ("fear", "F01", "A", "F", "HL")),
+        ("AM12HAHR.jpeg", ("happy", "M12", "A", "M", "HR")),
+        ("BF07DIFL.JPG", ("disgust", "F07", "B", "F", "FL")),
+        ("AM01NES.Jpg", ("neutral", "M01", "A", "M", "S")),
+        ("BF02SAS.JPG", ("sad", "F02", "B", "F", "S")),
+    ],
+)
 def test_parse_name(name, expected):
     f = kdef.parse_name(name)
     assert (f["label"], f["subject"], f["session"], f["sex"], f["angle"]) == expected
 
 
-@pytest.mark.parametrize("name", ["AF01XXS.JPG", "CF01ANS.JPG", "AF1ANS.JPG", "AF01ANS.png", "AF01ANSX.JPG", "notes.txt"])
+@pytest.mark.parametrize(
+    "name", ["AF01XXS.JPG", "CF01ANS.JPG", "AF1ANS.JPG", "AF01ANS.png", "AF01ANSX.JPG", "notes.txt"]
+)
 def test_non_kdef_names_do_not_parse(name):
     assert kdef.parse_name(name) is None
 
@@ -30,11 +35,11 @@ def touch(path):
 
 
 def test_scan_any_layout_and_reports_every_unused_file(tmp_path):
-    touch(tmp_path / "AF01" / "AF01ANS.JPG")               # KDEF's per-subject folders
-    touch(tmp_path / "train" / "happy" / "AM02HAS.JPG")    # class folders
-    touch(tmp_path / "loose" / "BF03SUHL.jpg")             # anywhere, any case
-    touch(tmp_path / "angry" / "AM04HAS.JPG")              # folder contradicts the code
-    touch(tmp_path / "copy" / "AF01ANS.JPG")               # the same photo twice
+    touch(tmp_path / "AF01" / "AF01ANS.JPG")  # KDEF's per-subject folders
+    touch(tmp_path / "train" / "happy" / "AM02HAS.JPG")  # class folders
+    touch(tmp_path / "loose" / "BF03SUHL.jpg")  # anywhere, any case
+    touch(tmp_path / "angry" / "AM04HAS.JPG")  # folder contradicts the code
+    touch(tmp_path / "copy" / "AF01ANS.JPG")  # the same photo twice
     touch(tmp_path / "readme.txt")
     images, skipped = kdef.scan(tmp_path)
     assert sorted(images["path"]) == ["AF01/AF01ANS.JPG", "loose/BF03SUHL.jpg", "train/happy/AM02HAS.JPG"]
@@ -64,9 +69,15 @@ def test_missing_names_exactly_the_photos_removed_from_a_copy(tmp_path):
     assert expected == 56
     assert list(missing.columns) == ["code", "subject", "session", "label", "angle"]
     assert list(missing["code"]) == ["AF01SUHR", "AM01ANS"] + sorted(
-        f"BF01{code}{angle}" for code in ("AF", "AN", "DI", "HA", "NE", "SA", "SU") for angle in ("S", "HR"))
-    assert missing.iloc[0].to_dict() == {"code": "AF01SUHR", "subject": "F01", "session": "A", "label": "surprise",
-                                         "angle": "HR"}
+        f"BF01{code}{angle}" for code in ("AF", "AN", "DI", "HA", "NE", "SA", "SU") for angle in ("S", "HR")
+    )
+    assert missing.iloc[0].to_dict() == {
+        "code": "AF01SUHR",
+        "subject": "F01",
+        "session": "A",
+        "label": "surprise",
+        "angle": "HR",
+    }
 
 
 def test_a_copy_of_straight_photos_only_misses_nothing(demo_images):

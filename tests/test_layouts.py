@@ -35,27 +35,55 @@ def mapping(images) -> dict:
     return formats.class_map_used(images)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("1 - Happy", {"happy"}), ("03_sad", {"sad"}), ("Happy (2)", {"happy"}), ("7-NEUTRAL", {"neutral"}),
-    ("anger_faces", {"angry"}), ("SA", {"sad"}), ("happy2", {"happy"}), ("Happy vs Sad", {"happy", "sad"}),
-    # short aliases count only as whole words
-    ("chair", set()), ("shape", set()), ("AF01", set()), ("sun", set()), ("8 - Pain", set()),
-    ("8 - Contempt", {"contempt"}),  # contempt is in the vocabulary (FER+, CK+, AffectNet, RaFD)
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("1 - Happy", {"happy"}),
+        ("03_sad", {"sad"}),
+        ("Happy (2)", {"happy"}),
+        ("7-NEUTRAL", {"neutral"}),
+        ("anger_faces", {"angry"}),
+        ("SA", {"sad"}),
+        ("happy2", {"happy"}),
+        ("Happy vs Sad", {"happy", "sad"}),
+        # short aliases count only as whole words
+        ("chair", set()),
+        ("shape", set()),
+        ("AF01", set()),
+        ("sun", set()),
+        ("8 - Pain", set()),
+        ("8 - Contempt", {"contempt"}),  # contempt is in the vocabulary (FER+, CK+, AffectNet, RaFD)
+    ],
+)
 def test_a_name_names_the_classes_of_its_whole_words(name, expected):
     assert classes_in(name) == expected
 
 
 def test_numbered_and_decorated_folders_map_by_their_expression_word(tmp_path):
-    names = ["1 - Angry", "2 - Disgust", "03_fear", "Happy (2)", "neutral-5", "6. Sadness", "7 Surprised",
-             "8 - Contempt"]
+    names = [
+        "1 - Angry",
+        "2 - Disgust",
+        "03_fear",
+        "Happy (2)",
+        "neutral-5",
+        "6. Sadness",
+        "7 Surprised",
+        "8 - Contempt",
+    ]
     folders(tmp_path / "train", names)
     image(tmp_path / "test" / "1 - Angry" / "t.png", seed=999)
     images, skipped = formats.scan(tmp_path, DataParams(format="folders"))
     assert skipped.empty
     assert mapping(images) == {
-        "03_fear": "fear", "1 - Angry": "angry", "2 - Disgust": "disgust", "6. Sadness": "sad",
-        "7 Surprised": "surprise", "8 - Contempt": "contempt", "Happy (2)": "happy", "neutral-5": "neutral"}
+        "03_fear": "fear",
+        "1 - Angry": "angry",
+        "2 - Disgust": "disgust",
+        "6. Sadness": "sad",
+        "7 Surprised": "surprise",
+        "8 - Contempt": "contempt",
+        "Happy (2)": "happy",
+        "neutral-5": "neutral",
+    }
     assert set(images["official"]) == {"train", "test"}
 
 
@@ -64,12 +92,17 @@ def test_folders_that_name_two_classes_or_a_misspelt_one_are_errors_listing_them
     with pytest.raises(FerError) as e:
         formats.scan(tmp_path, DataParams(format="folders"))
     msg = str(e.value)
-    assert ("class folders 'Happy vs Sad' (happy and sad), 'angry or disgust' (angry and disgust) "
-            "name two classes") in msg
+    assert (
+        "class folders 'Happy vs Sad' (happy and sad), 'angry or disgust' (angry and disgust) name two classes"
+    ) in msg
     assert "'Hapy faces' (happy?) look like misspelt classes" in msg and "data.class_map" in msg
     # An explicit mapping settles them.
-    images, _ = formats.scan(tmp_path, DataParams(format="folders", class_map={
-        "Happy vs Sad": "happy", "angry or disgust": "Anger", "Hapy faces": "happy"}))
+    images, _ = formats.scan(
+        tmp_path,
+        DataParams(
+            format="folders", class_map={"Happy vs Sad": "happy", "angry or disgust": "Anger", "Hapy faces": "happy"}
+        ),
+    )
     assert set(images["label"]) == {"happy", "angry"}
 
 
@@ -91,8 +124,11 @@ def test_published_tables_say_what_the_datasets_say():
 
 def test_numeric_folders_without_a_table_or_outside_it_are_errors(tmp_path):
     folders(tmp_path, ["1", "2", "8"])
-    with pytest.raises(FerError, match=r"class folders '1', '2', '8' are numbers: .*data.class_map.*"
-                                       r"rafdb, affectnet, fer2013, ckplus"):
+    with pytest.raises(
+        FerError,
+        match=r"class folders '1', '2', '8' are numbers: .*data.class_map.*"
+        r"rafdb, affectnet, fer2013, ckplus",
+    ):
         formats.scan(tmp_path, DataParams(format="folders"))
     with pytest.raises(FerError, match=r"class folders '8' are not in data.class_map \(it maps 1, 2, 3, 4, 5, 6, 7\)"):
         formats.scan(tmp_path, DataParams(format="folders", class_map="rafdb"))
@@ -100,8 +136,9 @@ def test_numeric_folders_without_a_table_or_outside_it_are_errors(tmp_path):
 
 def test_an_explicit_class_map_goes_through_the_alias_table(tmp_path):
     folders(tmp_path, ["1", "2", "joyful", "sad"])
-    images, _ = formats.scan(tmp_path, DataParams(format="folders", class_map={1: "Happiness", "2": "anger",
-                                                                              "Joyful": "happy"}))
+    images, _ = formats.scan(
+        tmp_path, DataParams(format="folders", class_map={1: "Happiness", "2": "anger", "Joyful": "happy"})
+    )
     assert mapping(images) == {"1": "happy", "2": "angry", "joyful": "happy", "sad": "sad"}
 
 
@@ -113,15 +150,25 @@ def write_csv(path: Path, lines):
 def test_label_csv_with_names_subjects_and_a_missing_file(tmp_path):
     for i, name in enumerate(["a.png", "b.png", "c.jpg", "sub/d.png", "unlisted.png"]):
         image(tmp_path / "images" / name, seed=i)
-    write_csv(tmp_path / "labels.csv", [
-        "Image, Emotion, Person", "images/a.png,Happy,p1", "images/b.png,sadness,p2", "images/c.jpg,SU,p1",
-        "d.png,angry,p3",          # a bare file name, found wherever it is
-        "images/gone.png,happy,p2",  # no such file
-        "images/a.png,,p1",        # no label
-    ])
+    write_csv(
+        tmp_path / "labels.csv",
+        [
+            "Image, Emotion, Person",
+            "images/a.png,Happy,p1",
+            "images/b.png,sadness,p2",
+            "images/c.jpg,SU,p1",
+            "d.png,angry,p3",  # a bare file name, found wherever it is
+            "images/gone.png,happy,p2",  # no such file
+            "images/a.png,,p1",  # no label
+        ],
+    )
     images, skipped = formats.scan(tmp_path, DataParams(format="csv"))
     assert dict(zip(images["path"], images["label"])) == {
-        "images/a.png": "happy", "images/b.png": "sad", "images/c.jpg": "surprise", "images/sub/d.png": "angry"}
+        "images/a.png": "happy",
+        "images/b.png": "sad",
+        "images/c.jpg": "surprise",
+        "images/sub/d.png": "angry",
+    }
     assert list(images["subject"]) == ["p1", "p2", "p1", "p3"]
     reasons = dict(zip(skipped["path"], skipped["reason"]))
     assert reasons["images/gone.png"] == "labels.csv line 6: no such file"
@@ -158,8 +205,10 @@ def test_label_csv_columns_can_be_named(tmp_path):
         formats.scan(tmp_path, DataParams(format="csv"))
     columns = LabelCsvParams(file="meta/annotations.csv", path="fname", label="EXPR", subject="who")
     images, _ = formats.scan(tmp_path, DataParams(format="csv", label_csv=columns))
-    assert list(zip(images["path"], images["label"], images["subject"])) == [("x.png", "happy", "s1"),
-                                                                             ("y.png", "fear", "s2")]
+    assert list(zip(images["path"], images["label"], images["subject"])) == [
+        ("x.png", "happy", "s1"),
+        ("y.png", "fear", "s2"),
+    ]
     with pytest.raises(FerError, match="data.label_csv.subject 'person' is not a column of annotations.csv"):
         formats.scan(tmp_path, DataParams(format="csv", label_csv=columns.model_copy(update={"subject": "person"})))
 
@@ -167,8 +216,9 @@ def test_label_csv_columns_can_be_named(tmp_path):
 def test_loose_images_beside_a_csv_read_as_folders_point_to_the_csv_format(tmp_path):
     image(tmp_path / "a.png")
     write_csv(tmp_path / "labels.csv", ["path,label", "a.png,happy"])
-    with pytest.raises(FerError, match="no image is inside a class folder, and labels.csv may hold the labels: "
-                                       "set data.format=csv"):
+    with pytest.raises(
+        FerError, match="no image is inside a class folder, and labels.csv may hold the labels: set data.format=csv"
+    ):
         formats.scan(tmp_path, DataParams(format="folders"))
 
 
@@ -197,20 +247,34 @@ def test_ckplus_release_takes_the_last_frames_of_labelled_sequences(tmp_path):
     ckplus_release(tmp_path, {("S005", "001"): 3, ("S005", "002"): None, ("S010", "004"): 5, ("S011", "001"): 2})
     images, skipped = formats.scan(tmp_path, DataParams(format="ckplus"))
     assert list(images["path"].str.rsplit("/", n=1).str[-1]) == [
-        "S005_001_00000003.png", "S005_001_00000004.png", "S005_001_00000005.png",
-        "S010_004_00000003.png", "S010_004_00000004.png", "S010_004_00000005.png",
-        "S011_001_00000003.png", "S011_001_00000004.png", "S011_001_00000005.png"]
+        "S005_001_00000003.png",
+        "S005_001_00000004.png",
+        "S005_001_00000005.png",
+        "S010_004_00000003.png",
+        "S010_004_00000004.png",
+        "S010_004_00000005.png",
+        "S011_001_00000003.png",
+        "S011_001_00000004.png",
+        "S011_001_00000005.png",
+    ]
     assert list(images["label"]) == ["disgust"] * 3 + ["happy"] * 3 + ["contempt"] * 3
     assert list(images["subject"]) == ["S005"] * 3 + ["S010"] * 3 + ["S011"] * 3
     assert dict(zip(skipped["path"], skipped["reason"])) == {
-        "cohn-kanade-images/S005/002": "sequence without an Emotion label (5 frames)"}
+        "cohn-kanade-images/S005/002": "sequence without an Emotion label (5 frames)"
+    }
     assert mapping(images) == {"2": "contempt", "3": "disgust", "5": "happy"}
     # One last frame and the first frame as neutral (of the contempt sequence too), contempt left out.
-    images, _ = formats.scan(tmp_path, DataParams(format="ckplus", ckplus_frames=1, ckplus_neutral=True,
-                                                  classes=("disgust", "happy", "neutral")))
+    images, _ = formats.scan(
+        tmp_path,
+        DataParams(format="ckplus", ckplus_frames=1, ckplus_neutral=True, classes=("disgust", "happy", "neutral")),
+    )
     assert list(zip(images["path"].str[-21:], images["label"])) == [
-        ("S005_001_00000005.png", "disgust"), ("S005_001_00000001.png", "neutral"),
-        ("S010_004_00000005.png", "happy"), ("S010_004_00000001.png", "neutral"), ("S011_001_00000001.png", "neutral")]
+        ("S005_001_00000005.png", "disgust"),
+        ("S005_001_00000001.png", "neutral"),
+        ("S010_004_00000005.png", "happy"),
+        ("S010_004_00000001.png", "neutral"),
+        ("S011_001_00000001.png", "neutral"),
+    ]
 
 
 def test_ckplus_without_emotion_files_says_where_they_are(tmp_path):
@@ -225,8 +289,12 @@ def test_split_stage_writes_the_mapping_it_used(tmp_path):
             image(tmp_path / "raw" / str(code) / f"S{s}_{code}.png", seed=10 * s + code)
     data = {"format": "folders", "class_map": "rafdb", "subject_pattern": r"^(S\d)_"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": data, "split": {"val": 0.2, "test": 0.2}}))
-    p = subprocess.run([sys.executable, str(SRC / "split.py"), "raw", "split", "split.json"], cwd=tmp_path,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, str(SRC / "split.py"), "raw", "split", "split.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     split = json.loads((tmp_path / "split.json").read_text())
     assert split["class_map"] == CLASS_MAPS["rafdb"] and split["subject_overlap"] == 0

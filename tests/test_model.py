@@ -32,8 +32,9 @@ def test_hub_weights_unreachable_says_what_to_do():
         create("test_resnet", 7, pretrained=True)
 
 
-@pytest.mark.parametrize("name, head", [("test_resnet", ("fc",)),
-                                        ("levit_128s", ("head.", "head_dist."))])  # two heads, zero-started biases
+@pytest.mark.parametrize(
+    "name, head", [("test_resnet", ("fc",)), ("levit_128s", ("head.", "head_dist."))]
+)  # two heads, zero-started biases
 def test_local_weights_file_is_loaded(tmp_path, name, head):
     # A weights file as one saved from an ImageNet model: 1000 classes; ours has 7.
     source = timm.create_model(name, num_classes=1000)
@@ -50,8 +51,11 @@ def test_a_first_layer_timm_cannot_make_greyscale_is_named(tmp_path):
     # patch embedding) it re-initialises, which is no fault of the file.
     name = "naflexvit_base_patch16_gap"
     torch.save(timm.create_model(name, num_classes=1000).state_dict(), tmp_path / "w.pth")
-    with pytest.raises(FerError, match=r"could not fold naflexvit_base_patch16_gap's first layer "
-                                       r"\(embeds.proj.weight\) to 1 channel.*preprocess.grayscale=false"):
+    with pytest.raises(
+        FerError,
+        match=r"could not fold naflexvit_base_patch16_gap's first layer "
+        r"\(embeds.proj.weight\) to 1 channel.*preprocess.grayscale=false",
+    ):
         create(name, 7, in_chans=1, weights=str(tmp_path / "w.pth"))
 
 
@@ -79,8 +83,16 @@ def test_greyscale_data_config_has_one_channel():
 def test_checkpoint_rebuilds_the_model_alone(tmp_path):
     model = create("test_resnet", 3, in_chans=1)
     cfg = data_config(model, 32, 1)
-    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": ["a", "b", "c"],
-                     "data_config": cfg, "epoch": 4}, tmp_path / "best.pt")
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_name": "test_resnet",
+            "classes": ["a", "b", "c"],
+            "data_config": cfg,
+            "epoch": 4,
+        },
+        tmp_path / "best.pt",
+    )
     loaded, ckpt = load_checkpoint(tmp_path / "best.pt")
     x = torch.randn(2, 1, 32, 32)
     model.eval()
@@ -97,8 +109,16 @@ class Payload:
 
 def test_checkpoint_with_code_is_refused(tmp_path, capsys):
     model = create("test_resnet", 3)
-    torch.save({"model": model.state_dict(), "model_name": "test_resnet", "classes": ["a", "b", "c"],
-                "data_config": data_config(model, 32, 3), "payload": Payload()}, tmp_path / "evil.pt")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "model_name": "test_resnet",
+            "classes": ["a", "b", "c"],
+            "data_config": data_config(model, 32, 3),
+            "payload": Payload(),
+        },
+        tmp_path / "evil.pt",
+    )
     with pytest.raises(FerError, match="refusing to load"):
         load_checkpoint(tmp_path / "evil.pt")
     assert "this ran" not in capsys.readouterr().out
@@ -109,11 +129,19 @@ def test_a_file_torch_cannot_read_is_named_unreadable_not_unsafe(tmp_path, damag
     # train.init_from at a failed download used to be refused as "more than weights and plain
     # data", which sends the user looking for pickled code
     model = create("test_resnet", 3)
-    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": ["a", "b", "c"],
-                     "data_config": data_config(model, 32, 3)}, tmp_path / "best.pt")
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_name": "test_resnet",
+            "classes": ["a", "b", "c"],
+            "data_config": data_config(model, 32, 3),
+        },
+        tmp_path / "best.pt",
+    )
     whole = (tmp_path / "best.pt").read_bytes()
-    (tmp_path / "init.pt").write_bytes(np.random.default_rng(0).bytes(5000) if damage == "random bytes"
-                                       else whole[:len(whole) // 2])
+    (tmp_path / "init.pt").write_bytes(
+        np.random.default_rng(0).bytes(5000) if damage == "random bytes" else whole[: len(whole) // 2]
+    )
     with pytest.raises(FerError, match=r"init.pt is not a readable PyTorch checkpoint.*cut short") as e:
         read_checkpoint(tmp_path / "init.pt")
     assert "refusing" not in str(e.value)
@@ -128,8 +156,11 @@ def test_a_weights_file_that_loads_nothing_is_an_error(tmp_path, source):
     else:
         sd = timm.create_model("test_vit", num_classes=1000).state_dict()
     torch.save(sd, tmp_path / "w.pth")
-    with pytest.raises(FerError, match=r"w.pth' holds no weights for \d+ of test_resnet's \d+ weight tensors "
-                                       r"\(e.g. conv1.*timm's names"):
+    with pytest.raises(
+        FerError,
+        match=r"w.pth' holds no weights for \d+ of test_resnet's \d+ weight tensors "
+        r"\(e.g. conv1.*timm's names",
+    ):
         create("test_resnet", 7, weights=str(tmp_path / "w.pth"))
 
 

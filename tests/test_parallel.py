@@ -20,8 +20,15 @@ from fer.io import write_csv
 from fer.training import parallel
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-TRAIN = {"model": "test_resnet", "pretrained": False, "epochs": 8, "batch_size": 32, "lr": 3e-3, "device": "cpu",
-         "augment": {"rotation": 0, "scale": 0, "translate": 0, "color_jitter": 0}}
+TRAIN = {
+    "model": "test_resnet",
+    "pretrained": False,
+    "epochs": 8,
+    "batch_size": 32,
+    "lr": 3e-3,
+    "device": "cpu",
+    "augment": {"rotation": 0, "scale": 0, "translate": 0, "color_jitter": 0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +48,15 @@ def train(workdir: Path, prepared: Path, devices: int, wait: bool = True, **over
     """The train stage's script in `workdir` with TRAIN (+ overrides) on `devices` processes."""
     workdir.mkdir(exist_ok=True)
     (workdir / "params.yaml").write_text(yaml.safe_dump({"train": {**TRAIN, **overrides, "devices": devices}}))
-    cmd = [sys.executable, str(SRC / "train.py"), str(prepared), str(prepared / "manifest.csv"), "best.pt", "live", "state.pt"]
+    cmd = [
+        sys.executable,
+        str(SRC / "train.py"),
+        str(prepared),
+        str(prepared / "manifest.csv"),
+        "best.pt",
+        "live",
+        "state.pt",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 processes on 2 cores: one thread each
     if not wait:
         return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

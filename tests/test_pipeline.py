@@ -18,6 +18,8 @@ from fer.use.predict import OnnxModel, TorchModel
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = make_repo(tmp_path_factory.mktemp("repo"), TINY)
@@ -78,33 +80,47 @@ def test_repro_reports_calibration_abstaining_and_who_the_model_fails(repo):
     # the temperature was fitted on the val split, never on test
     ckpt = torch.load(repo / "models/best.pt", weights_only=True)
     manifest = pd.read_csv(repo / "data/split/manifest.csv")
-    assert ckpt["calibration"] == {"method": "temperature", "fitted_on": "val", "images": (manifest["split"] == "val").sum()}
+    assert ckpt["calibration"] == {
+        "method": "temperature",
+        "fitted_on": "val",
+        "images": (manifest["split"] == "val").sum(),
+    }
     model, _ = load_checkpoint(repo / "models/best.pt")
     fitted = {}
     for split in ("val", "test"):
         images, facts = load_split(repo / "data/prepared", manifest, split)
-        fitted[split] = fit_temperature(view_logits(model, images, ckpt["data_config"], torch.device("cpu"), tta="flip"),
-                                        facts["target"])
-    assert ckpt["temperature"]["flip"] == pytest.approx(fitted["val"]) and fitted["test"] != pytest.approx(fitted["val"])
+        fitted[split] = fit_temperature(
+            view_logits(model, images, ckpt["data_config"], torch.device("cpu"), tta="flip"), facts["target"]
+        )
+    assert ckpt["temperature"]["flip"] == pytest.approx(fitted["val"]) and fitted["test"] != pytest.approx(
+        fitted["val"]
+    )
     for png in ("reliability.png", "coverage.png"):
         assert (repo / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     shown = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
     reliability = shown["reliability"][0]["content"]["data"]["values"]
     assert {r["filename"] for r in reliability} == {"uncalibrated.csv", "calibrated.csv"}  # before and after
-    assert len(shown["plots/coverage.csv"][0]["content"]["data"]["values"]) == len(pd.read_csv(repo / "plots/coverage.csv"))
+    assert len(shown["plots/coverage.csv"][0]["content"]["data"]["values"]) == len(
+        pd.read_csv(repo / "plots/coverage.csv")
+    )
     card = (repo / "models/MODEL_CARD.md").read_text()
     assert "## How far the probabilities can be trusted" in card and "## Where it does worse" in card
     # the ONNX file and the checkpoint give the same calibrated probabilities
     images, _ = load_split(repo / "data/prepared", manifest, "test")
-    np.testing.assert_allclose(OnnxModel(repo / "models/model.onnx")(images.astype(np.float32)),
-                               TorchModel(repo / "models/best.pt", "cpu", "flip")(images), atol=1e-4)
+    np.testing.assert_allclose(
+        OnnxModel(repo / "models/model.onnx")(images.astype(np.float32)),
+        TorchModel(repo / "models/best.pt", "cpu", "flip")(images),
+        atol=1e-4,
+    )
 
 
 def test_continuing_from_the_last_model_reruns_training_only_and_keeps_everything(repo):
     # DVC deletes a stage's outputs before running it: models/best.pt cannot be the start of
     # the run that rewrites it. The check stage says so before train has deleted anything.
-    before = {f: (repo / f).read_bytes() for f in ("models/best.pt", "metrics/train/metrics.json",
-                                                   "metrics/train/plots/metrics/val_acc.tsv")}
+    before = {
+        f: (repo / f).read_bytes()
+        for f in ("models/best.pt", "metrics/train/metrics.json", "metrics/train/plots/metrics/val_acc.tsv")
+    }
     p = run(repo, "dvc", "exp", "run", "-S", "train.init_from=models/best.pt", check=False)
     assert p.returncode != 0
     out = p.stdout + p.stderr
@@ -126,11 +142,14 @@ def test_continuing_from_the_last_model_reruns_training_only_and_keeps_everythin
     assert "metrics/metrics.json" in run(repo, "dvc", "metrics", "diff", "--json").stdout
 
 
-@pytest.mark.parametrize("override, message", [
-    ("data.source=no/such/KDEF", "data.source 'no/such/KDEF' does not exist"),
-    ("train.model=densenet12", "train.model 'densenet12' is not a timm model; did you mean densenet121"),
-    ("train.weights=params.yaml", "train.weights 'params.yaml' could not be loaded into test_resnet"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.source=no/such/KDEF", "data.source 'no/such/KDEF' does not exist"),
+        ("train.model=densenet12", "train.model 'densenet12' is not a timm model; did you mean densenet121"),
+        ("train.weights=params.yaml", "train.weights 'params.yaml' could not be loaded into test_resnet"),
+    ],
+)
 def test_a_wrong_source_model_or_weights_file_stops_before_any_stage_and_keeps_all(repo, override, message):
     def made():
         return {p: p.read_bytes() for d in ("data/raw", "models") for p in (repo / d).rglob("*") if p.is_file()}
@@ -160,8 +179,13 @@ def test_default_recipe_without_kaggle_credentials_stops_fast_with_the_fix(tmp_p
     root = make_repo(tmp_path / "repo", None)
     home = tmp_path / "home"
     home.mkdir()
-    env = {"HOME": str(home), "KAGGLE_USERNAME": "", "KAGGLE_KEY": "", "KAGGLE_API_TOKEN": "",
-           "KAGGLEHUB_CACHE": str(tmp_path / "cache")}
+    env = {
+        "HOME": str(home),
+        "KAGGLE_USERNAME": "",
+        "KAGGLE_KEY": "",
+        "KAGGLE_API_TOKEN": "",
+        "KAGGLEHUB_CACHE": str(tmp_path / "cache"),
+    }
     p = run(root, "dvc", "repro", check=False, env=env)
     out = p.stdout + p.stderr
     assert p.returncode != 0
@@ -174,14 +198,23 @@ def test_numbered_class_folders_are_read_with_their_class_map_and_people_apart(t
     # (What follows the split is the same for every layout: the other tests train it.)
     from fer.data.kdef import parse_name
 
-    numbered = {"happy": "1 - Happy", "sad": "2 - Sad", "angry": "3 - Angry", "surprise": "4 - Surprise",
-                "fear": "5 - Fear", "disgust": "6 - Disgust", "neutral": "7 - Neutral"}
+    numbered = {
+        "happy": "1 - Happy",
+        "sad": "2 - Sad",
+        "angry": "3 - Angry",
+        "surprise": "4 - Surprise",
+        "fear": "5 - Fear",
+        "disgust": "6 - Disgust",
+        "neutral": "7 - Neutral",
+    }
     tree = tmp_path / "photos"
     for photo in demo_raw.rglob("*.JPG"):
         (tree / numbered[parse_name(photo.name)["label"]]).mkdir(parents=True, exist_ok=True)
         shutil.copy(photo, tree / numbered[parse_name(photo.name)["label"]] / photo.name)
-    root = make_repo(tmp_path / "repo", {**TINY, "data": {"source": str(tree), "format": "folders",
-                                                          "subject_pattern": r"^[AB]([FM]\d\d)"}})
+    root = make_repo(
+        tmp_path / "repo",
+        {**TINY, "data": {"source": str(tree), "format": "folders", "subject_pattern": r"^[AB]([FM]\d\d)"}},
+    )
     run(root, "dvc", "repro", "split")
     split = json.loads((root / "metrics/split.json").read_text())
     assert split["class_map"] == {folder: label for label, folder in sorted(numbered.items(), key=lambda p: p[1])}
@@ -191,8 +224,18 @@ def test_numbered_class_folders_are_read_with_their_class_map_and_people_apart(t
 
 def test_the_demo_trains_on_aligned_face_crops(tmp_path):
     repo = make_repo(tmp_path, TINY)
-    p = run(repo, "dvc", "exp", "run", "-S", "preprocess.face_crop=true", "-S", "preprocess.align=true",
-            "-S", "data.demo_size=[96,128]")
+    p = run(
+        repo,
+        "dvc",
+        "exp",
+        "run",
+        "-S",
+        "preprocess.face_crop=true",
+        "-S",
+        "preprocess.align=true",
+        "-S",
+        "data.demo_size=[96,128]",
+    )
     assert "Running stage 'preprocess'" in p.stdout and "Running stage 'export'" in p.stdout
     pre = json.loads((repo / "metrics/preprocess.json").read_text())
     faces = pd.read_csv(repo / "data/prepared/faces.csv")
@@ -221,12 +264,15 @@ def test_cross_validation_from_the_single_split_and_back(repo):
         assert s["ci95_low"] <= s["mean"] <= s["ci95_high"] and s["std"] >= 0
     # every image tested once, in the fold of its subject
     predictions = pd.read_csv(repo / "metrics/cv/predictions.csv")
-    assert sorted(predictions["path"]) == sorted(manifest["path"]) and sum(cv["per_fold"]["test_images"]) == len(manifest)
+    assert sorted(predictions["path"]) == sorted(manifest["path"]) and sum(cv["per_fold"]["test_images"]) == len(
+        manifest
+    )
     subject = predictions["path"].map(manifest.set_index("path")["subject"])
     assert predictions.groupby(subject)["fold"].nunique().max() == 1
     pooled = pd.read_csv(repo / "plots/cv/confusion.csv")
     assert len(pooled) == len(manifest) and (pooled["actual"] == pooled["predicted"]).mean() == pytest.approx(
-        cv["pooled"]["accuracy"])
+        cv["pooled"]["accuracy"]
+    )
     assert (repo / "plots/cv/folds.png").read_bytes()[:4] == b"\x89PNG" and not (repo / "models/cv-state").exists()
     assert (repo / "models/best.pt").read_bytes() == shipped  # the single-split model still ships
     shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
@@ -237,8 +283,15 @@ def test_cross_validation_from_the_single_split_and_back(repo):
     assert cal["temperature"]["min"] > 0 and set(cal["calibrated"]) == {"ece", "nll", "brier"}
     assert (repo / "plots/cv/reliability.png").read_bytes()[:4] == b"\x89PNG"
     # an experiment read by its name (paired folds; the comparison of methods is test_cv's)
-    compared = run(repo, sys.executable, "-m", "fer.evaluation.compare", "cv-lr-1e-3", "metrics/cv.json",
-                   env={"PYTHONPATH": str(repo / "src")}).stdout
+    compared = run(
+        repo,
+        sys.executable,
+        "-m",
+        "fer.evaluation.compare",
+        "cv-lr-1e-3",
+        "metrics/cv.json",
+        env={"PYTHONPATH": str(repo / "src")},
+    ).stdout
     assert "A = cv-lr-1e-3, B = metrics/cv.json: 3 paired folds" in compared and "no difference" in compared
 
 
@@ -246,7 +299,9 @@ def test_a_split_change_decodes_nothing_again(repo):
     """Comparing protocols costs training only: the cache is built once per size, channels
     and crop, and every split (another seed, the leaky one) chooses its rows from it."""
     cache = (repo / "data/prepared/images.npy").read_bytes()
-    out = run(repo, "dvc", "exp", "run", "-S", "split.group_by=none", "-S", "split.seed=7", "-S", "split.folds=0").stdout
+    out = run(
+        repo, "dvc", "exp", "run", "-S", "split.group_by=none", "-S", "split.seed=7", "-S", "split.folds=0"
+    ).stdout
     assert "Running stage 'split'" in out and "Stage 'preprocess' didn't change, skipping" in out
     assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
     assert (repo / "data/prepared/images.npy").read_bytes() == cache
@@ -268,7 +323,8 @@ def test_the_model_is_fetched_by_name_from_a_clone(repo, tmp_path):
     run(repo, "git", "tag", "-a", "expression-model@v1.0.0", "-m", "first model")
     run(tmp_path, "dvc", "artifacts", "get", str(repo), "expression-model", "-o", "model.onnx")
     assert (tmp_path / "model.onnx").read_bytes() == (repo / "models/model.onnx").read_bytes()
-    assert OnnxModel(tmp_path / "model.onnx").classes == torch.load(repo / "models/best.pt", weights_only=True)["classes"]
+    assert (
+        OnnxModel(tmp_path / "model.onnx").classes == torch.load(repo / "models/best.pt", weights_only=True)["classes"]
+    )
     missing = run(tmp_path, "dvc", "artifacts", "get", str(repo), "expression-checkpoint", check=False)
     assert missing.returncode != 0  # no version of it was registered
-

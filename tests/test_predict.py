@@ -26,9 +26,18 @@ def checkpoint(request, tmp_path_factory):
     channels = request.param
     model = create("test_resnet", len(CLASSES), in_chans=channels)
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": CLASSES,
-                     "data_config": data_config(model, 48, channels), "epoch": 1, "val_acc": 0.5,
-                     "params": {"epochs": 1, "pretrained": False}}, path)
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_name": "test_resnet",
+            "classes": CLASSES,
+            "data_config": data_config(model, 48, channels),
+            "epoch": 1,
+            "val_acc": 0.5,
+            "params": {"epochs": 1, "pretrained": False},
+        },
+        path,
+    )
     return path
 
 
@@ -74,8 +83,22 @@ def test_cli_writes_json_and_annotated_copies(checkpoint, tmp_path, capsys):
     photos.mkdir()
     Image.open(GRACE_HOPPER).save(photos / "grace.jpg")
     (photos / "notes.txt").write_text("ignored: not an image")
-    assert main([str(photos), "--checkpoint", str(checkpoint), "--json", str(tmp_path / "p.json"),
-                 "--annotate", str(tmp_path / "annotated"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                str(photos),
+                "--checkpoint",
+                str(checkpoint),
+                "--json",
+                str(tmp_path / "p.json"),
+                "--annotate",
+                str(tmp_path / "annotated"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     records = json.loads((tmp_path / "p.json").read_text())
     assert len(records) == 1 and set(CLASSES) <= set(records[0]) and records[0]["label"] in CLASSES
     annotated = np.asarray(Image.open(tmp_path / "annotated" / "grace.jpg"))
@@ -87,16 +110,35 @@ def test_photos_of_the_same_name_in_two_folders_get_two_annotated_copies(checkpo
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         Image.open(GRACE_HOPPER).save(tmp_path / folder / "grace.jpg")
-    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--checkpoint", str(checkpoint), "--json",
-                 str(tmp_path / "p.json"), "--annotate", str(tmp_path / "annotated"), "--device", "cpu"]) == 0
-    assert sorted(p.relative_to(tmp_path / "annotated").as_posix()
-                  for p in (tmp_path / "annotated").rglob("*.jpg")) == ["a/grace.jpg", "b/grace.jpg"]
+    assert (
+        main(
+            [
+                str(tmp_path / "a"),
+                str(tmp_path / "b"),
+                "--checkpoint",
+                str(checkpoint),
+                "--json",
+                str(tmp_path / "p.json"),
+                "--annotate",
+                str(tmp_path / "annotated"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert sorted(
+        p.relative_to(tmp_path / "annotated").as_posix() for p in (tmp_path / "annotated").rglob("*.jpg")
+    ) == ["a/grace.jpg", "b/grace.jpg"]
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["nowhere/*.jpg"], "no such file, folder or match: nowhere/"),
-    ([GRACE_HOPPER, "--onnx", "missing.onnx"], "ONNX model missing.onnx not found"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["nowhere/*.jpg"], "no such file, folder or match: nowhere/"),
+        ([GRACE_HOPPER, "--onnx", "missing.onnx"], "ONNX model missing.onnx not found"),
+    ],
+)
 def test_a_missing_input_or_model_stops_with_its_name(checkpoint, tmp_path, args, expected):
     with pytest.raises(SystemExit) as e:
         main([str(a) for a in args] + ["--checkpoint", str(checkpoint), "--json", str(tmp_path / "p.json")])
@@ -150,10 +192,14 @@ def calibrated(checkpoint, tmp_path_factory):
     c = ckpt["data_config"]["input_size"][0]
     rng = np.random.default_rng(2)
     val = rng.integers(0, 256, (64, c, 48, 48), dtype=np.uint8)
-    save_checkpoint(calibrate(ckpt, val, pd.DataFrame({"target": rng.integers(0, len(CLASSES), 64)}), device="cpu"),
-                    path)
+    save_checkpoint(
+        calibrate(ckpt, val, pd.DataFrame({"target": rng.integers(0, len(CLASSES), 64)}), device="cpu"), path
+    )
     assert ckpt["calibration"] == {"method": "temperature", "fitted_on": "val", "images": 64}
-    assert all(t > 1.05 for t in ckpt["temperature"].values()) and ckpt["temperature"]["none"] != ckpt["temperature"]["flip"]
+    assert (
+        all(t > 1.05 for t in ckpt["temperature"].values())
+        and ckpt["temperature"]["none"] != ckpt["temperature"]["flip"]
+    )
     return path
 
 
@@ -200,27 +246,72 @@ def test_min_confidence_labels_unsure_faces_uncertain_and_keeps_their_probabilit
 
 def test_model_card_says_what_was_measured(checkpoint):
     ckpt = torch.load(checkpoint, weights_only=True)
-    metrics = {"accuracy": 0.9, "macro_f1": 0.8, "balanced_accuracy": 0.85, "majority_baseline": 0.14,
-               "test_images": 10, "per_class": {c: {"precision": 1, "recall": 1, "f1": 1, "support": 1} for c in CLASSES}}
+    metrics = {
+        "accuracy": 0.9,
+        "macro_f1": 0.8,
+        "balanced_accuracy": 0.85,
+        "majority_baseline": 0.14,
+        "test_images": 10,
+        "per_class": {c: {"precision": 1, "recall": 1, "f1": 1, "support": 1} for c in CLASSES},
+    }
     card = model_card(ckpt, metrics, {"protocol": "subject-disjoint", "subject_overlap": 0}, 1e-6, "model.onnx")
-    for text in ("subject-disjoint", "No person appears in two splits", "| 0.9000 | 0.8000 | 0.8500 | 0.1400 |",
-                 "## Intended use and limits", "confusion.png", "| happy |"):
+    for text in (
+        "subject-disjoint",
+        "No person appears in two splits",
+        "| 0.9000 | 0.8000 | 0.8500 | 0.1400 |",
+        "## Intended use and limits",
+        "confusion.png",
+        "| happy |",
+    ):
         assert text in card
     assert "## How far the probabilities can be trusted" not in card  # not measured: not claimed
-    metrics.update({
-        "calibration": {"method": "temperature", "temperature": 1.7, "bins": 15,
-                        "uncalibrated": {"ece": 0.12, "nll": 0.9, "brier": 0.4},
-                        "calibrated": {"ece": 0.015, "nll": 0.7, "brier": 0.35}},
-        "selective": {"at_confidence": {"0.6": {"coverage": 0.8, "accuracy": 0.95},
-                                        "0.9": {"coverage": 0.0, "accuracy": None}}},
-        "groups": {"sex": {"worst": "M", "worst_accuracy": 0.8, "best": "F", "best_accuracy": 0.95, "gap": 0.15,
-                           "groups": {"M": {"accuracy": 0.8, "count": 40}, "F": {"accuracy": 0.95, "count": 40}}},
-                   "subject": {"worst": "M07", "worst_accuracy": 0.5, "best": "F02", "best_accuracy": 1.0, "gap": 0.5,
-                               "people": 7, "median_accuracy": 0.9, "images_per_person": 14.0}}})
+    metrics.update(
+        {
+            "calibration": {
+                "method": "temperature",
+                "temperature": 1.7,
+                "bins": 15,
+                "uncalibrated": {"ece": 0.12, "nll": 0.9, "brier": 0.4},
+                "calibrated": {"ece": 0.015, "nll": 0.7, "brier": 0.35},
+            },
+            "selective": {
+                "at_confidence": {
+                    "0.6": {"coverage": 0.8, "accuracy": 0.95},
+                    "0.9": {"coverage": 0.0, "accuracy": None},
+                }
+            },
+            "groups": {
+                "sex": {
+                    "worst": "M",
+                    "worst_accuracy": 0.8,
+                    "best": "F",
+                    "best_accuracy": 0.95,
+                    "gap": 0.15,
+                    "groups": {"M": {"accuracy": 0.8, "count": 40}, "F": {"accuracy": 0.95, "count": 40}},
+                },
+                "subject": {
+                    "worst": "M07",
+                    "worst_accuracy": 0.5,
+                    "best": "F02",
+                    "best_accuracy": 1.0,
+                    "gap": 0.5,
+                    "people": 7,
+                    "median_accuracy": 0.9,
+                    "images_per_person": 14.0,
+                },
+            },
+        }
+    )
     card = model_card(ckpt, metrics, {"protocol": "subject-disjoint", "subject_overlap": 0}, 1e-6, "model.onnx")
-    for text in ("T = 1.700, fitted on the val split", "| uncalibrated | 0.1200 |", "| as delivered | 0.0150 |",
-                 "`fer-predict --min-confidence P`", "| 0.6 | 80.0% | 95.0% |", "## Where it does worse",
-                 "By sex: M 80.0% (n=40), F 95.0% (n=40); gap 15.0 points between M and F",
-                 "worst M07 50.0%, median 90.0%, best F02 100.0%"):
+    for text in (
+        "T = 1.700, fitted on the val split",
+        "| uncalibrated | 0.1200 |",
+        "| as delivered | 0.0150 |",
+        "`fer-predict --min-confidence P`",
+        "| 0.6 | 80.0% | 95.0% |",
+        "## Where it does worse",
+        "By sex: M 80.0% (n=40), F 95.0% (n=40); gap 15.0 points between M and F",
+        "worst M07 50.0%, median 90.0%, best F02 100.0%",
+    ):
         assert text in card
     assert "| 0.9 |" not in card  # no face answered at 0.9: no row

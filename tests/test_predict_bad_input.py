@@ -26,8 +26,15 @@ def model(tmp_path_factory):
     torch.manual_seed(0)
     net = create("test_resnet", len(CLASSES), in_chans=1)
     folder = tmp_path_factory.mktemp("model")
-    ckpt = {"model": net.state_dict(), "model_name": "test_resnet", "classes": CLASSES,
-            "data_config": data_config(net, 48, 1), "epoch": 1, "val_acc": 0.5, "params": {}}
+    ckpt = {
+        "model": net.state_dict(),
+        "model_name": "test_resnet",
+        "classes": CLASSES,
+        "data_config": data_config(net, 48, 1),
+        "epoch": 1,
+        "val_acc": 0.5,
+        "params": {},
+    }
     save_checkpoint(ckpt, folder / "best.pt")
     export_onnx(net, ckpt, folder / "model.onnx")
     return folder / "best.pt", folder / "model.onnx"
@@ -54,7 +61,7 @@ def test_a_text_file_or_bare_weights_as_checkpoint(model, tmp_path, capsys):
 def test_a_random_or_cut_onnx_file(model, tmp_path, capsys):
     (tmp_path / "random.onnx").write_bytes(np.random.default_rng(0).bytes(5000))
     data = model[1].read_bytes()
-    (tmp_path / "half.onnx").write_bytes(data[:len(data) // 2])
+    (tmp_path / "half.onnx").write_bytes(data[: len(data) // 2])
     for name in ("random.onnx", "half.onnx"):
         fails(capsys, GRACE_HOPPER, "--onnx", tmp_path / name, match="is not a readable ONNX model")
 
@@ -63,22 +70,37 @@ def test_an_onnx_file_with_damaged_weights_gives_no_nan(model, tmp_path, capsys)
     data = bytearray(model[1].read_bytes())
     weights = max(onnx.load(model[1]).graph.initializer, key=lambda t: len(t.raw_data)).raw_data
     start = bytes(data).find(weights)
-    data[start:start + 2000] = b"\xff" * 2000  # 0xFFFFFFFF is a float NaN
+    data[start : start + 2000] = b"\xff" * 2000  # 0xFFFFFFFF is a float NaN
     (tmp_path / "damaged.onnx").write_bytes(bytes(data))
-    fails(capsys, GRACE_HOPPER, "--onnx", tmp_path / "damaged.onnx", "--json", tmp_path / "out.json",
-          match="not numbers (NaN or infinite)")
+    fails(
+        capsys,
+        GRACE_HOPPER,
+        "--onnx",
+        tmp_path / "damaged.onnx",
+        "--json",
+        tmp_path / "out.json",
+        match="not numbers (NaN or infinite)",
+    )
     assert not (tmp_path / "out.json").exists()
 
 
 @pytest.mark.parametrize("flag", ["--json", "--csv"])
 def test_an_output_that_cannot_be_written_stops_before_the_work(model, tmp_path, capsys, monkeypatch, flag):
     monkeypatch.setattr(predict, "predict_files", lambda *a, **k: pytest.fail("the work started"))
-    fails(capsys, GRACE_HOPPER, "--checkpoint", model[0], flag, tmp_path / "no" / "such" / "out",
-          match=f"{flag} {tmp_path}/no/such/out: the folder {tmp_path}/no/such does not exist")
+    fails(
+        capsys,
+        GRACE_HOPPER,
+        "--checkpoint",
+        model[0],
+        flag,
+        tmp_path / "no" / "such" / "out",
+        match=f"{flag} {tmp_path}/no/such/out: the folder {tmp_path}/no/such does not exist",
+    )
     fails(capsys, GRACE_HOPPER, "--checkpoint", model[0], flag, tmp_path, match=f"{flag} {tmp_path} is a folder")
     (tmp_path / "file").write_text("x")
-    fails(capsys, GRACE_HOPPER, "--checkpoint", model[0], "--annotate", tmp_path / "file",
-          match="is a file, not a folder")
+    fails(
+        capsys, GRACE_HOPPER, "--checkpoint", model[0], "--annotate", tmp_path / "file", match="is a file, not a folder"
+    )
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "many"])
@@ -100,7 +122,6 @@ def test_ctrl_c_keeps_the_faces_found_so_far(model, tmp_path, monkeypatch):
     assert main([*map(str, photos), "--checkpoint", str(model[0]), "--json", str(tmp_path / "out.json")]) == 130
     written = json.loads((tmp_path / "out.json").read_text())
     assert [os.path.basename(r["file"]) for r in written] == ["0.jpg", "1.jpg"]
-
 
 
 def test_no_readable_image_at_all_is_a_failure(model, tmp_path, capsys):

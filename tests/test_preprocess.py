@@ -22,8 +22,11 @@ def test_cache_shapes_dtypes_and_facts(demo_raw, manifest, tmp_path, grayscale, 
     assert failed.empty
     meta = json.loads((tmp_path / "meta.json").read_text())
     framing = meta.pop("framing")  # whole images: how their faces sit in them, measured for predict
-    assert meta == {"classes": ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
-                    "size": 32, "channels": channels}
+    assert meta == {
+        "classes": ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
+        "size": 32,
+        "channels": channels,
+    }
     assert framing["measured"] == {"images": 84, "faces": 84}
     cached, _ = load_cache(tmp_path)
     assert isinstance(cached, np.memmap) and cached.shape == (len(manifest), channels, 32, 32)
@@ -58,6 +61,7 @@ def test_cached_pixels_are_the_decoded_image(demo_raw, manifest, tmp_path):
 def test_undecodable_file_is_listed_and_left_out(demo_raw, manifest, tmp_path):
     raw = tmp_path / "raw"
     import shutil
+
     shutil.copytree(demo_raw, raw)
     broken = manifest[manifest["split"] == "train"]["path"].iloc[0]
     (raw / broken).write_bytes(b"not a jpeg at all")
@@ -72,16 +76,15 @@ def test_train_blurrier_than_test_is_reported(demo_raw, manifest):
     files = manifest[manifest["split"] == "test"]["path"][:20]
     sharp = np.stack([load_image(demo_raw / f, 48, True) for f in files])
     # a copy whose train images were blurred by whoever made it
-    soft = np.stack([load_image(np.asarray(Image.open(demo_raw / f).filter(ImageFilter.GaussianBlur(3))), 48, True)
-                     for f in files])
+    soft = np.stack(
+        [load_image(np.asarray(Image.open(demo_raw / f).filter(ImageFilter.GaussianBlur(3))), 48, True) for f in files]
+    )
     alike = {"train": image_stats(sharp), "test": image_stats(sharp)}
     assert mismatch(alike) == ""
     warning = mismatch({"train": image_stats(soft), "test": image_stats(sharp)})
     assert "sharpness differs between train" in warning and "not made the same way" in warning
     # test blurrier than train: reported too
     assert "sharpness differs between train" in mismatch({"train": image_stats(sharp), "test": image_stats(soft)})
-
-
 
 
 def test_one_cache_serves_every_split(demo_raw, demo_images, tmp_path):
@@ -106,6 +109,7 @@ def test_a_file_with_no_picture_is_listed_and_left_out(demo_raw, demo_images, tm
     photo: left out with the reason; faces, however dark or flat, are kept."""
     raw = tmp_path / "raw"
     import shutil
+
     shutil.copytree(demo_raw, raw)
     placeholder = np.zeros((96, 71), dtype=np.uint8)
     placeholder[40:44, 30:36] = 139  # a blot of stray pixels

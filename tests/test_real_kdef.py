@@ -26,8 +26,12 @@ pytestmark = pytest.mark.skipif(not KDEF.is_dir(), reason=f"no real KDEF copy at
 def split(tmp_path_factory):
     root = tmp_path_factory.mktemp("kdef")
     (root / "params.yaml").write_text(yaml.safe_dump({"data": {"format": "kdef"}, "split": {"seed": 42}}))
-    p = subprocess.run([sys.executable, str(REPO / "src/split.py"), str(KDEF), "split", "split.json"], cwd=root,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, str(REPO / "src/split.py"), str(KDEF), "split", "split.json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     return root, p.stdout
 

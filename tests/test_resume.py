@@ -21,8 +21,9 @@ from fer.params import TrainParams
 from fer.training.train import fit
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-PARAMS = {"train": {"model": "test_resnet", "pretrained": False, "epochs": 6, "batch_size": 4, "lr": 1e-3,
-                    "device": "cpu"}}
+PARAMS = {
+    "train": {"model": "test_resnet", "pretrained": False, "epochs": 6, "batch_size": 4, "lr": 1e-3, "device": "cpu"}
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,15 @@ def prepared(demo_raw, demo_images, tmp_path_factory):
 
 def train_cmd(workdir: Path, prepared: Path):
     (workdir / "params.yaml").write_text(yaml.safe_dump(PARAMS))
-    return [sys.executable, str(SRC / "train.py"), str(prepared), str(prepared / "manifest.csv"), "best.pt", "live", "state.pt"]
+    return [
+        sys.executable,
+        str(SRC / "train.py"),
+        str(prepared),
+        str(prepared / "manifest.csv"),
+        "best.pt",
+        "live",
+        "state.pt",
+    ]
 
 
 def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_result(prepared, tmp_path):
@@ -75,6 +84,11 @@ def test_state_of_other_params_is_not_resumed(prepared, tmp_path):
     classes = sorted(m["label"].unique())
     p = TrainParams(**{**PARAMS["train"], "epochs": 1, "batch_size": 16})
     fit(p, (x, m["target"].to_numpy()), (xv, mv["target"].to_numpy()), classes, state_path=tmp_path / "s.pt")
-    history, _ = fit(p.model_copy(update={"lr": 5e-3, "epochs": 2}), (x, m["target"].to_numpy()),
-                     (xv, mv["target"].to_numpy()), classes, state_path=tmp_path / "s.pt")
+    history, _ = fit(
+        p.model_copy(update={"lr": 5e-3, "epochs": 2}),
+        (x, m["target"].to_numpy()),
+        (xv, mv["target"].to_numpy()),
+        classes,
+        state_path=tmp_path / "s.pt",
+    )
     assert [h["epoch"] for h in history] == [1, 2]

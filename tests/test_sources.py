@@ -39,8 +39,9 @@ def evil_tar(path, name=None, link=None):
             tf.addfile(info, io.BytesIO(b"x"))
 
 
-@pytest.mark.parametrize("kind, member", [("dotdot", "../escaped.JPG"), ("absolute", "/tmp/escaped.JPG"),
-                                          ("link", None)])
+@pytest.mark.parametrize(
+    "kind, member", [("dotdot", "../escaped.JPG"), ("absolute", "/tmp/escaped.JPG"), ("link", None)]
+)
 def test_hostile_tar_is_refused_and_nothing_is_written(tmp_path, kind, member):
     archive = tmp_path / "evil.tar.gz"
     evil_tar(archive, member, link="../../etc/passwd" if kind == "link" else None)
@@ -62,8 +63,9 @@ def test_hostile_zip_is_refused(tmp_path):
 
 
 def test_fer2013_csv_file_is_a_source(tmp_path):
-    write_fer2013_csv(tmp_path / "fer2013.csv", [(3, " ".join(["7"] * 2304), "Training"),
-                                                 (4, " ".join(["9"] * 2304), "PrivateTest")])
+    write_fer2013_csv(
+        tmp_path / "fer2013.csv", [(3, " ".join(["7"] * 2304), "Training"), (4, " ".join(["9"] * 2304), "PrivateTest")]
+    )
     data = DataParams(source=str(tmp_path / "fer2013.csv"), format="fer2013")
     out = sources.fetch(data, tmp_path / "raw")
     images, _ = formats.scan(out, data)
@@ -118,10 +120,13 @@ def test_kaggle_versioned_handle_comes_from_kagglehub_cache_offline(demo_raw, tm
     assert len(list(out.rglob("*.JPG"))) == len(list(demo_raw.rglob("*.JPG")))
 
 
-@pytest.mark.parametrize("status, expected", [
-    (404, "Kaggle has no dataset 'nobody/nothing': check data.source"),
-    (401, "Kaggle refused access to 'nobody/nothing' (HTTP 401): check the token"),
-])
+@pytest.mark.parametrize(
+    "status, expected",
+    [
+        (404, "Kaggle has no dataset 'nobody/nothing': check data.source"),
+        (401, "Kaggle refused access to 'nobody/nothing' (HTTP 401): check the token"),
+    ],
+)
 def test_kaggle_http_errors_say_what_to_check(monkeypatch, tmp_path, status, expected):
     import kagglehub
     import requests
@@ -162,8 +167,11 @@ def test_an_archive_that_unpacks_far_beyond_its_size_is_refused_and_nothing_is_w
     archive = tmp_path / f"bomb.{fmt}"
     zeros_archive(archive, fmt)
     out = tmp_path / "raw"
-    with pytest.raises(FerError, match=r"bomb\.(zip|tar\.gz) \(\d+\.\d kB\) unpacks to 5\.0 MB, [\d,]+ times its size "
-                                       r"\(more than 100x is refused.*unpack it yourself"):
+    with pytest.raises(
+        FerError,
+        match=r"bomb\.(zip|tar\.gz) \(\d+\.\d kB\) unpacks to 5\.0 MB, [\d,]+ times its size "
+        r"\(more than 100x is refused.*unpack it yourself",
+    ):
         sources.fetch(DataParams(source=str(archive)), out)
     assert not out.exists()
 
@@ -196,8 +204,10 @@ def test_a_link_that_loops_back_is_skipped_and_named(tmp_path, demo_raw):
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == ["KDEF/AF01/AF01ANS.JPG", "KDEF/AF01/AF01HAS.JPG"]
     assert not (out / "KDEF" / "loop").exists() and not (out / "KDEF" / "AF01" / "self").exists()
-    assert lines == ["skipped KDEF/loop: symbolic link loops back to its own folder (-> ..)",
-                     "skipped KDEF/AF01/self: symbolic link loops back to its own folder (-> .)"]
+    assert lines == [
+        "skipped KDEF/loop: symbolic link loops back to its own folder (-> ..)",
+        "skipped KDEF/AF01/self: symbolic link loops back to its own folder (-> .)",
+    ]
 
 
 def test_a_link_to_nothing_is_skipped_and_named(tmp_path, demo_raw):
@@ -205,8 +215,10 @@ def test_a_link_to_nothing_is_skipped_and_named(tmp_path, demo_raw):
     lines = []
     out = sources.fetch(DataParams(source=str(src)), tmp_path / "raw", warn=lines.append)
     assert sorted(p.name for p in out.rglob("*")) == ["AF01", "AF01ANS.JPG", "AF01HAS.JPG", "KDEF"]
-    assert lines == ["skipped KDEF/me: symbolic link loops back to itself (-> me)",
-                     "skipped KDEF/AF01/AF01SAS.JPG: symbolic link points to nothing (-> gone.JPG)"]
+    assert lines == [
+        "skipped KDEF/me: symbolic link loops back to itself (-> me)",
+        "skipped KDEF/AF01/AF01SAS.JPG: symbolic link points to nothing (-> gone.JPG)",
+    ]
 
 
 def test_download_stage_with_a_looping_link_says_so_in_one_short_line(tmp_path, demo_raw):
@@ -233,7 +245,10 @@ def test_a_file_that_cannot_be_copied_is_one_short_error(tmp_path, demo_raw, mon
         raise OSError(13, "Permission denied", str(source) + "/x" * 200)
 
     monkeypatch.setattr(sources, "_link_or_copy", refuse)
-    with pytest.raises(FerError, match=r"could not copy 2 file\(s\) from .*src; the first, KDEF/AF01/AF01(AN|HA)S.JPG: "
-                                       r"\[Errno 13\] Permission denied") as e:
+    with pytest.raises(
+        FerError,
+        match=r"could not copy 2 file\(s\) from .*src; the first, KDEF/AF01/AF01(AN|HA)S.JPG: "
+        r"\[Errno 13\] Permission denied",
+    ) as e:
         sources.fetch(DataParams(source=str(src)), tmp_path / "raw")
     assert len(str(e.value)) < 300 + len(str(src))

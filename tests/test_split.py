@@ -95,7 +95,9 @@ def uneven(subjects: int, seed: int) -> pd.DataFrame:
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("make", [kdef_like, uneven], ids=["every-class", "uneven"])
 def test_every_subject_is_tested_once_and_never_trained_on_in_its_fold(subjects, folds, seed, make):
-    images = kdef_like(subjects) if make is kdef_like else uneven(118 if folds != "loso" else 50, seed)  # CK+: 118 people
+    images = (
+        kdef_like(subjects) if make is kdef_like else uneven(118 if folds != "loso" else 50, seed)
+    )  # CK+: 118 people
     rows, protocol = assign_folds(images, folds, val=0.15, seed=seed)
     subject = images["subject"].to_numpy()[rows["image"]]
     test = rows["split"] == "test"
@@ -105,8 +107,13 @@ def test_every_subject_is_tested_once_and_never_trained_on_in_its_fold(subjects,
     assert sorted(rows.loc[test, "image"]) == list(range(len(images)))
     assert pd.Series(rows.loc[test, "fold"].to_numpy()).groupby(subject[test]).nunique().max() == 1
     # inside each fold, no subject in two of train/val/test
-    assert pd.DataFrame({"fold": rows["fold"], "subject": subject, "split": rows["split"]}).groupby(
-        ["fold", "subject"])["split"].nunique().max() == 1
+    assert (
+        pd.DataFrame({"fold": rows["fold"], "subject": subject, "split": rows["split"]})
+        .groupby(["fold", "subject"])["split"]
+        .nunique()
+        .max()
+        == 1
+    )
     for _, fold in rows.groupby("fold"):
         for name in ("train", "val"):
             assert set(images["label"].iloc[fold.loc[fold["split"] == name, "image"]]) == set(images["label"])

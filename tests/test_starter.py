@@ -54,8 +54,16 @@ def test_the_onnx_file_gives_the_checkpoints_probabilities_on_a_real_face():
 
 def test_the_card_says_how_it_was_made_and_what_it_scores():
     card = starter.CARD.read_text()
-    for text in ("make starter", "commit", "FER2013", "terms", "## Test results", "## On other datasets",
-                 "## Known failure cases", "## How far the probabilities can be trusted"):
+    for text in (
+        "make starter",
+        "commit",
+        "FER2013",
+        "terms",
+        "## Test results",
+        "## On other datasets",
+        "## Known failure cases",
+        "## How far the probabilities can be trusted",
+    ):
         assert text in card
 
 
@@ -76,9 +84,19 @@ def test_a_fresh_folder_answers_with_the_starter_and_says_so(tmp_path, monkeypat
 
 def demo_checkpoint(path, source="demo"):
     model = create("test_resnet", len(CLASSES), in_chans=1)
-    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": CLASSES,
-                     "data_config": data_config(model, 48, 1), "epoch": 1, "val_acc": 0.5, "params": {},
-                     "extra": {"data": {"source": source}}}, path)
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_name": "test_resnet",
+            "classes": CLASSES,
+            "data_config": data_config(model, 48, 1),
+            "epoch": 1,
+            "val_acc": 0.5,
+            "params": {},
+            "extra": {"data": {"source": source}},
+        },
+        path,
+    )
 
 
 def test_the_demos_model_gives_way_to_the_starter_unless_asked_for(tmp_path, monkeypatch, capsys):
@@ -123,15 +141,42 @@ def test_pack_writes_a_starter_that_checks_out(tmp_path):
     ckpt_path = tmp_path / "best.pt"
     model = create("test_resnet", len(CLASSES), in_chans=1)
     optimizer = torch.optim.AdamW(model.parameters())
-    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": CLASSES,
-                     "data_config": data_config(model, 48, 1), "epoch": 3, "val_acc": 0.5, "params": {"epochs": 3},
-                     "extra": {"data": {"source": "fer2013.tar.gz", "format": "fer2013"}},
-                     "optimizer": optimizer.state_dict(), "temperature": {"flip": 1.5, "none": 1.4}}, ckpt_path)
-    metrics = {"accuracy": 0.7, "macro_f1": 0.6, "balanced_accuracy": 0.65, "majority_baseline": 0.25,
-               "test_images": 10, "per_class": {c: {"precision": 1, "recall": 1, "f1": 1, "support": 1} for c in CLASSES}}
-    other = {"dataset": "/data/ckplus48.tar.gz", "protocol": "cross-dataset, all images", "test_images": 927,
-             "accuracy": 0.71, "macro_f1": 0.65, "ece": 0.05, "no_face": 0, "groups": {}}
-    hashes = pack.pack(ckpt_path, tmp_path / "out", metrics, {"protocol": "official split"}, [other], "make starter X=1")
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_name": "test_resnet",
+            "classes": CLASSES,
+            "data_config": data_config(model, 48, 1),
+            "epoch": 3,
+            "val_acc": 0.5,
+            "params": {"epochs": 3},
+            "extra": {"data": {"source": "fer2013.tar.gz", "format": "fer2013"}},
+            "optimizer": optimizer.state_dict(),
+            "temperature": {"flip": 1.5, "none": 1.4},
+        },
+        ckpt_path,
+    )
+    metrics = {
+        "accuracy": 0.7,
+        "macro_f1": 0.6,
+        "balanced_accuracy": 0.65,
+        "majority_baseline": 0.25,
+        "test_images": 10,
+        "per_class": {c: {"precision": 1, "recall": 1, "f1": 1, "support": 1} for c in CLASSES},
+    }
+    other = {
+        "dataset": "/data/ckplus48.tar.gz",
+        "protocol": "cross-dataset, all images",
+        "test_images": 927,
+        "accuracy": 0.71,
+        "macro_f1": 0.65,
+        "ece": 0.05,
+        "no_face": 0,
+        "groups": {},
+    }
+    hashes = pack.pack(
+        ckpt_path, tmp_path / "out", metrics, {"protocol": "official split"}, [other], "make starter X=1"
+    )
     assert set(hashes) == {"starter.pt", "starter.onnx", "MODEL_CARD.md"}
     starter.verify(tmp_path / "out")
     packed = read_checkpoint(tmp_path / "out" / "starter.pt")
@@ -148,6 +193,8 @@ def test_how_a_run_caches_faces_unlike_the_starter_is_named():
     ckpt = read_checkpoint(starter.CHECKPOINT)
     assert preprocessing_gaps(ckpt, 48, True, False, False) == []  # as the starter was trained
     gaps = preprocessing_gaps(ckpt, 64, False, True, True)  # make kdef's colour face crops, aligned
-    assert gaps[:2] == ["it saw 48 px faces, this run caches 64 px",
-                        "it is greyscale and this run RGB: its first layer is adapted"]
+    assert gaps[:2] == [
+        "it saw 48 px faces, this run caches 64 px",
+        "it is greyscale and this run RGB: its first layer is adapted",
+    ]
     assert "this run's are cut by the detector" in gaps[2] and "its faces were not aligned" in gaps[3]

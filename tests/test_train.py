@@ -146,8 +146,15 @@ def test_batches_cover_the_split_once_per_epoch_normalised(arrays, tiny_train):
     (x, y), _, _ = arrays
     cfg = data_config(create("test_resnet", 7), 32, 3)
     no_aug = AugmentParams(flip=False, rotation=0, scale=0, translate=0, color_jitter=0)
-    batches = Batches(on_device(x, torch.device("cpu")), torch.as_tensor(y), 5, augmentation(no_aug, cfg),
-                      torch.device("cpu"), torch.Generator().manual_seed(0), drop_last=False)
+    batches = Batches(
+        on_device(x, torch.device("cpu")),
+        torch.as_tensor(y),
+        5,
+        augmentation(no_aug, cfg),
+        torch.device("cpu"),
+        torch.Generator().manual_seed(0),
+        drop_last=False,
+    )
     seen = torch.cat([xb for xb, _ in batches])
     assert len(batches) == -(-len(y) // 5) and seen.shape == (len(y), 3, 32, 32) and seen.dtype == torch.float32
     expected = to_input(torch.from_numpy(x), cfg, torch.device("cpu"))
@@ -207,8 +214,10 @@ def test_label_smoothing_is_in_the_training_loss(arrays):
     no_aug = AugmentParams(flip=False, rotation=0, scale=0, translate=0, color_jitter=0)
     xs, ys = torch.from_numpy(x[:32]), torch.from_numpy(y[:32])
     with torch.no_grad():  # one batch of all 32 in train mode, as train_epoch sees it
-        expected = {s: F.cross_entropy(model.train()(to_input(xs, cfg, torch.device("cpu"))), ys, label_smoothing=s)
-                    for s in (0.0, 0.3)}
+        expected = {
+            s: F.cross_entropy(model.train()(to_input(xs, cfg, torch.device("cpu"))), ys, label_smoothing=s)
+            for s in (0.0, 0.3)
+        }
     for s in (0.0, 0.3):
         batches = Batches(xs, ys, 32, augmentation(no_aug, cfg), torch.device("cpu"), torch.Generator().manual_seed(0))
         frozen = torch.optim.SGD(model.parameters(), lr=0.0)
@@ -254,8 +263,14 @@ def test_mixup_and_cutmix_train_on_blended_images_and_soft_targets(arrays, tiny_
         type(tiny_train)(**{**tiny_train.model_dump(), "mixup": 0.2, "batch_size": 7})
     model = create("test_resnet", len(classes))
     cfg = data_config(model, 32, 3)
-    batches = Batches(torch.from_numpy(x[:16]), torch.from_numpy(y[:16]), 8, augmentation(AugmentParams(), cfg),
-                      torch.device("cpu"), torch.Generator().manual_seed(0))
+    batches = Batches(
+        torch.from_numpy(x[:16]),
+        torch.from_numpy(y[:16]),
+        8,
+        augmentation(AugmentParams(), cfg),
+        torch.device("cpu"),
+        torch.Generator().manual_seed(0),
+    )
     loss, acc, seen = train_epoch(model, batches, torch.optim.SGD(model.parameters(), lr=0.0), mix=mix)
     assert np.isfinite(loss) and 0 <= acc <= 1 and seen == 16
 
@@ -264,5 +279,6 @@ def test_an_interrupted_mixup_run_resumes_exactly(arrays, tiny_train, tmp_path, 
     """timm's Mixup draws from NumPy's RNG: the saved state holds it too."""
     p = tiny_train.model_copy(update={"epochs": 3, "mixup": 0.4, "cutmix": 1.0})
     # a fresh process would not be where the interrupted one was
-    assert_resumes_exactly(p, *arrays, tmp_path / "state.pt", monkeypatch, interrupt_at=2,
-                           before_resume=lambda: np.random.seed(123))
+    assert_resumes_exactly(
+        p, *arrays, tmp_path / "state.pt", monkeypatch, interrupt_at=2, before_resume=lambda: np.random.seed(123)
+    )

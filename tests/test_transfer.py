@@ -22,8 +22,13 @@ EIGHT = SIX + ["contempt", "neutral"]  # CK+ (contempt is not in the vocabulary)
 def checkpoint(classes, channels=3, size=32, name="test_resnet", seed=0):
     torch.manual_seed(seed)
     model = create(name, len(classes), channels)
-    return {"model": model.state_dict(), "model_name": name, "classes": list(classes),
-            "data_config": data_config(model, size, channels), "extra": {"data": {"source": "fer2013.csv"}}}
+    return {
+        "model": model.state_dict(),
+        "model_name": name,
+        "classes": list(classes),
+        "data_config": data_config(model, size, channels),
+        "extra": {"data": {"source": "fer2013.csv"}},
+    }
 
 
 @pytest.mark.parametrize("classes", [SIX, EIGHT], ids=["6 classes", "8 classes"])
@@ -71,8 +76,12 @@ def test_the_first_layer_is_folded_or_repeated_as_timm_does(old, new):
     torch.testing.assert_close(w, expected)
     # a grey image gives the adapted layer the response it gave the old one
     grey = torch.rand(1, 1, 8, 8)
-    torch.testing.assert_close(torch.nn.functional.conv2d(grey.expand(-1, new, -1, -1), w),
-                               torch.nn.functional.conv2d(grey.expand(-1, old, -1, -1), src), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        torch.nn.functional.conv2d(grey.expand(-1, new, -1, -1), w),
+        torch.nn.functional.conv2d(grey.expand(-1, old, -1, -1), src),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     assert init["channels"] == [old, new] and "first layer adapted from" in describe_init(init)
 
 
@@ -88,8 +97,10 @@ def test_init_from_and_weights_take_a_checkpoint_of_other_classes_and_record_it(
         p = TrainParams(model="test_resnet", pretrained=True, device="cpu", **{key: str(tmp_path / "fer2013.pt")})
         model, init = start_model(p, EIGHT, 1)
         assert init["from"] == str(tmp_path / "fer2013.pt") and init["rows_carried"] == 7
-        assert describe_init(init).startswith(f"backbone from {tmp_path / 'fer2013.pt'} (test_resnet, trained on "
-                                              f"fer2013.csv), 7 of 8 classifier rows carried; new: contempt")
+        assert describe_init(init).startswith(
+            f"backbone from {tmp_path / 'fer2013.pt'} (test_resnet, trained on "
+            f"fer2013.csv), 7 of 8 classifier rows carried; new: contempt"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +113,9 @@ def arrays():
 
 def test_freeze_epochs_train_only_the_head_then_everything(arrays, tmp_path):
     train, val, classes = arrays
-    p = TrainParams(model="test_resnet", pretrained=False, epochs=1, batch_size=8, lr=1e-2, device="cpu", seed=0,
-                    freeze_epochs=1)
+    p = TrainParams(
+        model="test_resnet", pretrained=False, epochs=1, batch_size=8, lr=1e-2, device="cpu", seed=0, freeze_epochs=1
+    )
     seed_everything(0)
     start = create("test_resnet", len(classes)).state_dict()  # what fit starts from with this seed
     last = {}
@@ -127,8 +139,17 @@ def test_backbone_lr_scale_gives_the_backbone_a_smaller_step():
 
 
 def test_an_interrupted_run_with_a_frozen_start_resumes_exactly(arrays, tmp_path, monkeypatch):
-    p = TrainParams(model="test_resnet", pretrained=False, epochs=3, batch_size=8, lr=1e-3, device="cpu",
-                    freeze_epochs=2, backbone_lr_scale=0.5, schedule="onecycle")
+    p = TrainParams(
+        model="test_resnet",
+        pretrained=False,
+        epochs=3,
+        batch_size=8,
+        lr=1e-3,
+        device="cpu",
+        freeze_epochs=2,
+        backbone_lr_scale=0.5,
+        schedule="onecycle",
+    )
     assert_resumes_exactly(p, *arrays, tmp_path / "state.pt", monkeypatch, interrupt_at=2)
 
 
@@ -137,13 +158,26 @@ def test_the_model_card_says_what_the_model_was_initialised_from(tmp_path):
 
     model = create("test_resnet", len(EIGHT), 1)
     init = carry(model, "test_resnet", EIGHT, checkpoint(SEVEN, channels=3), "models/fer2013.pt")
-    ckpt = {**checkpoint(EIGHT, channels=1), "init": init, "epoch": 3, "val_acc": 0.5,
-            "params": TrainParams(freeze_epochs=2, backbone_lr_scale=0.3).model_dump()}
-    metrics = {"accuracy": 0.9, "macro_f1": 0.8, "balanced_accuracy": 0.85, "majority_baseline": 0.14,
-               "test_images": 8, "per_class": {}}
+    ckpt = {
+        **checkpoint(EIGHT, channels=1),
+        "init": init,
+        "epoch": 3,
+        "val_acc": 0.5,
+        "params": TrainParams(freeze_epochs=2, backbone_lr_scale=0.3).model_dump(),
+    }
+    metrics = {
+        "accuracy": 0.9,
+        "macro_f1": 0.8,
+        "balanced_accuracy": 0.85,
+        "majority_baseline": 0.14,
+        "test_images": 8,
+        "per_class": {},
+    }
     card = model_card(ckpt, metrics, {"protocol": "subject-disjoint", "subject_overlap": 0}, 1e-6, "model.onnx")
-    assert ("- Initialised from: backbone from models/fer2013.pt (test_resnet, trained on fer2013.csv), 7 of 8 "
-            "classifier rows carried; new: contempt; first layer adapted from 3 to 1 channel(s).") in card
+    assert (
+        "- Initialised from: backbone from models/fer2013.pt (test_resnet, trained on fer2013.csv), 7 of 8 "
+        "classifier rows carried; new: contempt; first layer adapted from 3 to 1 channel(s)."
+    ) in card
     assert "fine-tuned from a previous run" in card
     assert "only the classifier trained for the first 2 epoch(s); backbone lr 0.3 x lr" in card
     plain = model_card({**ckpt, "init": None}, metrics, {"protocol": "subject-disjoint"}, 1e-6, "model.onnx")

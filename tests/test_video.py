@@ -2,8 +2,8 @@
 frames kept, flat memory, and the same face scores as fer-predict gives a photo."""
 
 import json
-import tracemalloc
 import shutil
+import tracemalloc
 
 import cv2
 import numpy as np
@@ -29,18 +29,35 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = create("test_resnet", len(CLASSES), in_chans=1)
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    save_checkpoint({"model": model.state_dict(), "model_name": "test_resnet", "classes": CLASSES,
-                     "data_config": data_config(model, 48, 1), "epoch": 1, "val_acc": 0.5,
-                     "params": {"epochs": 1, "pretrained": False}, "temperature": {"none": 1.5, "flip": 1.4}}, path)
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_name": "test_resnet",
+            "classes": CLASSES,
+            "data_config": data_config(model, 48, 1),
+            "epoch": 1,
+            "val_acc": 0.5,
+            "params": {"epochs": 1, "pretrained": False},
+            "temperature": {"none": 1.5, "flip": 1.4},
+        },
+        path,
+    )
     return path
 
 
 def write_video(path, frames=60):
     """Person A walks along the top from the left and is gone after frame 44; person B comes
     in at frame 25 at the bottom right and stays."""
-    return synthetic.video(path, [{"subject": 0, "start": (4, 0), "end": (136, 0), "frames": (0, 44)},
-                                  {"subject": 1, "start": (216, 110), "end": (216, 110), "frames": (25, frames - 1)}],
-                           frames, SIZE, FPS)
+    return synthetic.video(
+        path,
+        [
+            {"subject": 0, "start": (4, 0), "end": (136, 0), "frames": (0, 44)},
+            {"subject": 1, "start": (216, 110), "end": (216, 110), "frames": (25, frames - 1)},
+        ],
+        frames,
+        SIZE,
+        FPS,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +68,12 @@ def video(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(video, checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    assert main([str(video), "--out", str(out), "--checkpoint", str(checkpoint), "--device", "cpu", "--annotate",
-                 "--json"]) == 0
+    assert (
+        main(
+            [str(video), "--out", str(out), "--checkpoint", str(checkpoint), "--device", "cpu", "--annotate", "--json"]
+        )
+        == 0
+    )
     return out
 
 
@@ -118,7 +139,9 @@ def test_smoothing_removes_flicker_and_means_the_same_at_any_frame_rate():
         switch_times[fps] = t[np.argmax(labels == 1)]
     assert 2 < switch_times[15] < 3 and switch_times[60] == pytest.approx(switch_times[15], abs=0.15)
     track = Track(1, None, 0)
-    assert smooth(track, np.array([0.2, 0.8]), 0, tau=0)[1] == 0.8 and smooth(track, np.array([0.9, 0.1]), 1, 0)[0] == 0.9
+    assert (
+        smooth(track, np.array([0.2, 0.8]), 0, tau=0)[1] == 0.8 and smooth(track, np.array([0.9, 0.1]), 1, 0)[0] == 0.9
+    )
 
 
 def test_a_video_cut_short_keeps_the_frames_before_the_break(video, checkpoint, tmp_path, capsys):
@@ -165,10 +188,16 @@ def test_an_out_that_is_a_file_stops_before_any_work(video, checkpoint, tmp_path
     assert "--out" in str(stop.value.code) and "is a file, not a folder" in str(stop.value.code)
 
 
-@pytest.mark.parametrize("args, named", [(["--max-frames", "0"], "--max-frames"), (["--batch-size", "0"], "--batch-size"),
-                                         (["--detect-every", "0"], "--detect-every is 1 or more (got 0)"),
-                                         (["--smooth", "-1"], "--smooth is 0 seconds or more (got -1)"),
-                                         (["--min-confidence", "2"], "--min-confidence is a probability, 0 to 1 (got 2)")])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--max-frames", "0"], "--max-frames"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--detect-every", "0"], "--detect-every is 1 or more (got 0)"),
+        (["--smooth", "-1"], "--smooth is 0 seconds or more (got -1)"),
+        (["--min-confidence", "2"], "--min-confidence is a probability, 0 to 1 (got 2)"),
+    ],
+)
 def test_each_bad_flag_is_named(video, checkpoint, tmp_path, capsys, args, named):
     with pytest.raises(SystemExit):
         main([str(video), "--out", str(tmp_path / "out"), "--checkpoint", str(checkpoint), *args])

@@ -8,7 +8,7 @@ from fer import FerError
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto": CUDA when a GPU is visible, else the CPU; "cuda" without a GPU is a FerError."""
+    """ "auto": CUDA when a GPU is visible, else the CPU; "cuda" without a GPU is a FerError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():

@@ -50,7 +50,9 @@ def check_writable(path: str | Path, flag: str, folder: bool = False) -> None:
     if not folder and path.is_dir():
         raise FerError(f"{flag} {path} is a folder: name a file to write in it, e.g. {path / 'predictions'}")
     if not folder and not path.parent.is_dir():
-        raise FerError(f"{flag} {path}: the folder {path.parent} does not exist; make it first (mkdir -p {path.parent})")
+        raise FerError(
+            f"{flag} {path}: the folder {path.parent} does not exist; make it first (mkdir -p {path.parent})"
+        )
     target = path if folder and path.is_dir() else next(p for p in path.parents if p.exists())
     if not folder and path.exists():
         target = path

@@ -27,6 +27,7 @@ class Section(BaseModel):
 
 class LabelCsvParams(Section):
     """data.format=csv: which file and columns hold the labels ("" finds them by their usual names)."""
+
     file: str = ""
     path: str = ""
     label: str = ""
@@ -52,25 +53,34 @@ class DataParams(Section):
 
     @model_validator(mode="after")
     def _check_source(self):
-        if self.source.startswith("kaggle:") and not re.fullmatch(r"kaggle:[\w.-]+/[\w.-]+(/versions/\d+)?", self.source):
+        if self.source.startswith("kaggle:") and not re.fullmatch(
+            r"kaggle:[\w.-]+/[\w.-]+(/versions/\d+)?", self.source
+        ):
             raise ValueError(f"source {self.source!r} is not of the form kaggle:<owner>/<dataset>[/versions/<n>]")
         if not self.source:
             raise ValueError("source is empty: give kaggle:<owner>/<dataset>, a local path, or demo")
         if self.class_map and self.format in ("kdef", "fer2013", "ferplus"):
-            raise ValueError(f"class_map is for data.format folders, csv, ckplus or filenames; {self.format} has its "
-                             "own codes")
+            raise ValueError(
+                f"class_map is for data.format folders, csv, ckplus or filenames; {self.format} has its own codes"
+            )
         _check_pattern("subject_pattern", self.subject_pattern, "the subject id")
         if self.ferplus_labels == "distribution" and self.format != "ferplus":
-            raise ValueError("ferplus_labels distribution trains on annotators' votes, which format ferplus reads; "
-                             f"{self.format} has one label per image")
+            raise ValueError(
+                "ferplus_labels distribution trains on annotators' votes, which format ferplus reads; "
+                f"{self.format} has one label per image"
+            )
         if self.format == "filenames" and not self.label_pattern:
-            raise ValueError(f"format filenames needs label_pattern: a regex whose one (group) in the file name is the "
-                             f"label, or a preset ({', '.join(NAME_PATTERNS)})")
+            raise ValueError(
+                f"format filenames needs label_pattern: a regex whose one (group) in the file name is the "
+                f"label, or a preset ({', '.join(NAME_PATTERNS)})"
+            )
         if self.label_pattern not in NAME_PATTERNS:
             _check_pattern("label_pattern", self.label_pattern, "the label")
         for name, pattern in self.attributes.items():
             if name in RESERVED_COLUMNS:
-                raise ValueError(f"attributes.{name}: {name} is the pipeline's own column; name the attribute otherwise")
+                raise ValueError(
+                    f"attributes.{name}: {name} is the pipeline's own column; name the attribute otherwise"
+                )
             _check_pattern(f"attributes.{name}", pattern, f"the {name} of each image")
         return self
 
@@ -78,13 +88,17 @@ class DataParams(Section):
     @classmethod
     def _check_class_map(cls, cmap):
         if isinstance(cmap, str) and cmap and cmap not in CLASS_MAPS:
-            raise ValueError(f"{cmap!r} is neither a preset ({', '.join(CLASS_MAPS)}) nor a mapping of folder "
-                             "name or code to class, e.g. {1: surprise, 2: fear}")
+            raise ValueError(
+                f"{cmap!r} is neither a preset ({', '.join(CLASS_MAPS)}) nor a mapping of folder "
+                "name or code to class, e.g. {1: surprise, 2: fear}"
+            )
         if isinstance(cmap, dict):
             keys = [label_key(k) for k in cmap]
             if not all(keys) or not all(v.strip() for v in cmap.values()) or len(set(keys)) < len(keys):
-                raise ValueError(f"{cmap!r} needs one non-empty class per folder name or code, each name or code "
-                                 "once (or \"\" for none)")
+                raise ValueError(
+                    f"{cmap!r} needs one non-empty class per folder name or code, each name or code "
+                    'once (or "" for none)'
+                )
         return cmap
 
 
@@ -116,8 +130,10 @@ class SplitParams(Section):
     def _check_folds(cls, v):
         if v == "loso" or (isinstance(v, int) and (v == 0 or v >= 2)):
             return v
-        raise ValueError(f"folds must be 0 (one train/val/test split), an integer k >= 2 (k-fold "
-                         f"cross-validation) or loso (leave one subject out) (got {v!r})")
+        raise ValueError(
+            f"folds must be 0 (one train/val/test split), an integer k >= 2 (k-fold "
+            f"cross-validation) or loso (leave one subject out) (got {v!r})"
+        )
 
     @model_validator(mode="after")
     def _check_fractions(self):
@@ -137,8 +153,9 @@ class PreprocessParams(Section):
     @model_validator(mode="after")
     def _check_align(self):
         if self.align and not self.face_crop:
-            raise ValueError("align levels each face the detector finds, so it needs face_crop: true "
-                             "(set both, or align: false)")
+            raise ValueError(
+                "align levels each face the detector finds, so it needs face_crop: true (set both, or align: false)"
+            )
         return self
 
 
@@ -180,16 +197,22 @@ class TrainParams(Section):
     @model_validator(mode="after")
     def _check_batch(self):
         if self.batch_size % self.devices:
-            raise ValueError(f"batch_size {self.batch_size} is not a multiple of devices {self.devices}: each "
-                             f"process takes an equal share of every batch; try batch_size "
-                             f"{self.batch_size - self.batch_size % self.devices or self.devices}")
+            raise ValueError(
+                f"batch_size {self.batch_size} is not a multiple of devices {self.devices}: each "
+                f"process takes an equal share of every batch; try batch_size "
+                f"{self.batch_size - self.batch_size % self.devices or self.devices}"
+            )
         if (self.mixup or self.cutmix) and (self.batch_size // self.devices) % 2:
-            raise ValueError(f"mixup and cutmix pair each image with another: batch_size / devices must be even "
-                             f"(got {self.batch_size} / {self.devices})")
+            raise ValueError(
+                f"mixup and cutmix pair each image with another: batch_size / devices must be even "
+                f"(got {self.batch_size} / {self.devices})"
+            )
         if self.freeze_epochs and self.devices > 1:  # DDP reduces the gradients of the weights it was given
-            raise ValueError(f"freeze_epochs ({self.freeze_epochs}) trains a changing set of weights, which "
-                             f"DistributedDataParallel cannot follow: use devices 1, or freeze_epochs 0 with a "
-                             f"small backbone_lr_scale instead")
+            raise ValueError(
+                f"freeze_epochs ({self.freeze_epochs}) trains a changing set of weights, which "
+                f"DistributedDataParallel cannot follow: use devices 1, or freeze_epochs 0 with a "
+                f"small backbone_lr_scale instead"
+            )
         return self
 
 
@@ -218,8 +241,9 @@ class ExternalSet(Section):
         return self
 
     def data(self) -> DataParams:
-        return DataParams(source=self.source, format=self.format, subject_pattern=self.subject_pattern,
-                          classes=self.classes)
+        return DataParams(
+            source=self.source, format=self.format, subject_pattern=self.subject_pattern, classes=self.classes
+        )
 
 
 SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # it names the set's output files
@@ -232,8 +256,10 @@ class CrossDatasetParams(Section):
     @classmethod
     def _check_names(cls, sets):
         if isinstance(sets, dict) and (bad := [n for n in sets if not SET_NAME.match(str(n))]):
-            raise ValueError(f"set name(s) {', '.join(map(repr, bad))} must be letters, digits, '_', '.' or '-' "
-                             "(they name the output files)")
+            raise ValueError(
+                f"set name(s) {', '.join(map(repr, bad))} must be letters, digits, '_', '.' or '-' "
+                "(they name the output files)"
+            )
         if isinstance(sets, (list, tuple)):
             raise ValueError("sets is a mapping of set name -> set, e.g. {ckplus: {source: PATH, format: folders}}")
         return sets

@@ -14,8 +14,14 @@ INTERVAL = 30.0  # seconds between lines in a log: often enough to see it move, 
 LINE = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%) in {elapsed}, {remaining} left, {rate_fmt}"
 
 
-def progress(items: Iterable, desc: str, total: int | None = None, unit: str = "it", leave: bool = True,
-             interval: float | None = None) -> Iterator:
+def progress(
+    items: Iterable,
+    desc: str,
+    total: int | None = None,
+    unit: str = "it",
+    leave: bool = True,
+    interval: float | None = None,
+) -> Iterator:
     """Yield `items`, showing how far along they are (see the module docstring); a line in a
     log every `interval` seconds (default `INTERVAL`)."""
     if sys.stderr.isatty():
@@ -30,5 +36,8 @@ def progress(items: Iterable, desc: str, total: int | None = None, unit: str = "
         if now - last >= interval and n != total:
             last = now
             fmt = LINE if total else "{desc}: {n_fmt} {unit} in {elapsed}, {rate_fmt}"
-            print(tqdm.format_meter(n, total, now - start, prefix=desc, unit=unit, bar_format=fmt),
-                  file=sys.stderr, flush=True)
+            print(
+                tqdm.format_meter(n, total, now - start, prefix=desc, unit=unit, bar_format=fmt),
+                file=sys.stderr,
+                flush=True,
+            )

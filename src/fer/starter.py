@@ -28,8 +28,10 @@ def resolve(checkpoint: str | Path) -> str:
     if str(checkpoint) != NAME:
         return str(checkpoint)
     if not CHECKPOINT.is_file():
-        raise FerError(f"the starter model is missing from {DIR}; `git checkout -- {DIR.name}` restores it, "
-                       f"`make starter` trains it again")
+        raise FerError(
+            f"the starter model is missing from {DIR}; `git checkout -- {DIR.name}` restores it, "
+            f"`make starter` trains it again"
+        )
     return str(CHECKPOINT)
 
 
@@ -52,5 +54,7 @@ def verify(folder: str | Path = DIR) -> None:
     for name, digest in recorded_hashes(folder).items():
         path = Path(folder) / name
         if not path.is_file() or sha256(path) != digest:
-            raise FerError(f"{path} is not the starter model that was packed (its SHA-256 differs from "
-                           f"{HASHES.name}); `git checkout -- {Path(folder).name}` restores it")
+            raise FerError(
+                f"{path} is not the starter model that was packed (its SHA-256 differs from "
+                f"{HASHES.name}); `git checkout -- {Path(folder).name}` restores it"
+            )

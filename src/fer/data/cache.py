@@ -48,8 +48,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def load_split(prepared_dir: str | Path, manifest: str | Path | pd.DataFrame, split: str
-               ) -> tuple[np.ndarray, pd.DataFrame]:
+def load_split(
+    prepared_dir: str | Path, manifest: str | Path | pd.DataFrame, split: str
+) -> tuple[np.ndarray, pd.DataFrame]:
     """The cached images (in memory) and facts of `split` ("train", "val" or "test") as the
     split stage's `manifest` (a path or its table) assigns it."""
     if not isinstance(manifest, pd.DataFrame):

@@ -71,8 +71,14 @@ def _retinaface(image: Image.Image, side: int) -> list[Face]:
     pixels = preprocess(np.asarray(image.convert("RGB").resize(size, Image.Resampling.BILINEAR)))
     outputs = _session(os.getpid()).run(None, {"input": pixels})
     found = postprocess(outputs, *pixels.shape, score_threshold=SCORE, nms_threshold=NMS_IOU)[0]
-    return [Face(tuple(v / scale for v in (f.x, f.y, f.width, f.height)),
-                 tuple((p.x / scale, p.y / scale) for p in f.landmarks), f.score) for f in found]
+    return [
+        Face(
+            tuple(v / scale for v in (f.x, f.y, f.width, f.height)),
+            tuple((p.x / scale, p.y / scale) for p in f.landmarks),
+            f.score,
+        )
+        for f in found
+    ]
 
 
 def find_faces(image: Image.Image, min_size: int = MIN_FACE, sides: tuple[int, ...] = DETECT_SIDES) -> list[Face]:
@@ -85,8 +91,14 @@ def find_faces(image: Image.Image, min_size: int = MIN_FACE, sides: tuple[int, .
 
     found = [face for side in sides for face in _retinaface(image, side)]
     keep = cv2.dnn.NMSBoxes([f.box for f in found], [f.score for f in found], SCORE, NMS_IOU) if found else []
-    return sorted((found[i] for i in np.asarray(keep, dtype=int).ravel()
-                   if found[i].box[2] >= min_size and found[i].box[3] >= min_size), key=lambda f: f.box)
+    return sorted(
+        (
+            found[i]
+            for i in np.asarray(keep, dtype=int).ravel()
+            if found[i].box[2] >= min_size and found[i].box[3] >= min_size
+        ),
+        key=lambda f: f.box,
+    )
 
 
 def detect_faces(image: Image.Image, min_size: int = MIN_FACE) -> list[tuple[int, int, int, int]]:
@@ -107,8 +119,10 @@ def margin_framing(margin: float = MARGIN) -> dict:
     """A square around the detector's box grown by `margin` (a share of the box's side) on each
     side, with a frontal face's landmarks where RetinaFace puts them in its box."""
     scale = 1 / (1 + 2 * margin)
-    return {"box": [0.5, 0.5, scale],
-            "landmarks": [[round(0.5 + x * scale, 4), round(0.5 + y * scale, 4)] for x, y in LANDMARKS_IN_BOX]}
+    return {
+        "box": [0.5, 0.5, scale],
+        "landmarks": [[round(0.5 + x * scale, 4), round(0.5 + y * scale, 4)] for x, y in LANDMARKS_IN_BOX],
+    }
 
 
 def crop(image: Image.Image, face: Face, framing: dict, align: bool = False) -> Image.Image:
@@ -130,10 +144,14 @@ def crop(image: Image.Image, face: Face, framing: dict, align: bool = False) -> 
     n = max(1, round(side))
     target = np.asarray(framing["landmarks"], dtype=np.float32) * n
     # RANSAC with an unbounded threshold keeps all five points, then refines on all: least squares
-    matrix, _ = cv2.estimateAffinePartial2D(np.asarray(face.landmarks, dtype=np.float32), target,
-                                            method=cv2.RANSAC, ransacReprojThreshold=1e9)
-    return Image.fromarray(cv2.warpAffine(np.asarray(image), matrix, (n, n), flags=cv2.INTER_LINEAR,
-                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+    matrix, _ = cv2.estimateAffinePartial2D(
+        np.asarray(face.landmarks, dtype=np.float32), target, method=cv2.RANSAC, ransacReprojThreshold=1e9
+    )
+    return Image.fromarray(
+        cv2.warpAffine(
+            np.asarray(image), matrix, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+    )
 
 
 def framing_of(face: Face, width: int, height: int) -> tuple[list[float], list[list[float]]]:
@@ -141,8 +159,10 @@ def framing_of(face: Face, width: int, height: int) -> tuple[list[float], list[l
     landmarks, in shares of the image's side (`crop`'s framing, read the other way)."""
     x, y, w, h = face.box
     side = max(width, height)
-    return ([(x + w / 2) / side, (y + h / 2) / side, max(w, h) / side],
-            [[px / side, py / side] for px, py in face.landmarks])
+    return (
+        [(x + w / 2) / side, (y + h / 2) / side, max(w, h) / side],
+        [[px / side, py / side] for px, py in face.landmarks],
+    )
 
 
 def measure_framing(found: list[tuple[list, list]], images: int) -> dict | None:
@@ -151,6 +171,8 @@ def measure_framing(found: list[tuple[list, list]], images: int) -> dict | None:
     if len(found) < MEASURE_MIN:
         return None
     boxes, points = np.array([b for b, _ in found]), np.array([p for _, p in found])
-    return {"box": np.round(np.median(boxes, axis=0), 4).tolist(),
-            "landmarks": np.round(np.median(points, axis=0), 4).tolist(),
-            "measured": {"images": images, "faces": len(found)}}
+    return {
+        "box": np.round(np.median(boxes, axis=0), 4).tolist(),
+        "landmarks": np.round(np.median(points, axis=0), 4).tolist(),
+        "measured": {"images": images, "faces": len(found)},
+    }

@@ -32,25 +32,33 @@ def scan(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     root = Path(root)
     csvs = sorted(p for p in root.rglob("label.csv") if p.parent.name.lower() in SPLITS)
     if not csvs:
-        raise FerError(f"no FER+ label.csv under {root} in FER2013Train/, FER2013Valid/ or FER2013Test/: the "
-                       "layout Microsoft's generate_training_data.py writes (data.format=ferplus)")
+        raise FerError(
+            f"no FER+ label.csv under {root} in FER2013Train/, FER2013Valid/ or FER2013Test/: the "
+            "layout Microsoft's generate_training_data.py writes (data.format=ferplus)"
+        )
     images, skipped = [], []
     for csv in csvs:
         found, left = _read(csv, root)
         images.append(found)
         skipped.append(left)
     listed = set(pd.concat(images)["path"]) | set(pd.concat(skipped)["path"])
-    others = [(p.relative_to(root).as_posix(), "not listed in a FER+ label.csv") for p in sorted(root.rglob("*"))
-              if p.is_file() and p.name != "label.csv" and p.relative_to(root).as_posix() not in listed]
-    return pd.concat(images, ignore_index=True), pd.concat([*skipped, pd.DataFrame(others, columns=["path", "reason"])],
-                                                            ignore_index=True)
+    others = [
+        (p.relative_to(root).as_posix(), "not listed in a FER+ label.csv")
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "label.csv" and p.relative_to(root).as_posix() not in listed
+    ]
+    return pd.concat(images, ignore_index=True), pd.concat(
+        [*skipped, pd.DataFrame(others, columns=["path", "reason"])], ignore_index=True
+    )
 
 
 def _read(csv: Path, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     table = pd.read_csv(csv, header=None, dtype={0: str}, skipinitialspace=True)
     if table.shape[1] != 2 + len(VOTES):
-        raise FerError(f"{csv} has {table.shape[1]} columns; a FER+ label.csv has {2 + len(VOTES)}: image name, "
-                       f"face box, and the votes for {', '.join(VOTES)}")
+        raise FerError(
+            f"{csv} has {table.shape[1]} columns; a FER+ label.csv has {2 + len(VOTES)}: image name, "
+            f"face box, and the votes for {', '.join(VOTES)}"
+        )
     folder = csv.parent.relative_to(root).as_posix()
     paths = (folder + "/" + table[0].str.strip()).str.lstrip("./")
     votes = table.iloc[:, 2:].to_numpy(dtype=int)
@@ -60,12 +68,23 @@ def _read(csv: Path, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     exists = np.array([(root / p).is_file() for p in paths])
     reason = np.select(
         [~exists, top == 0, winners > 1, best >= len(EXPRESSIONS)],
-        ["listed in label.csv but no image (FER+ dropped the face)", "no votes",
-         "tie: two classes share the top vote", "top vote: " + pd.Series(VOTES)[np.minimum(best, 9)].to_numpy()],
-        "")
+        [
+            "listed in label.csv but no image (FER+ dropped the face)",
+            "no votes",
+            "tie: two classes share the top vote",
+            "top vote: " + pd.Series(VOTES)[np.minimum(best, 9)].to_numpy(),
+        ],
+        "",
+    )
     keep = reason == ""
     shares = [" ".join(f"{c}={n}" for c, n in zip(EXPRESSIONS, row[:8])) for row in votes[keep]]
-    images = pd.DataFrame({"path": paths[keep].to_numpy(), "label": [EXPRESSIONS[i] for i in best[keep]],
-                           "official": SPLITS[csv.parent.name.lower()],
-                           "raw_label": [VOTES[i] for i in best[keep]], "votes": shares})
+    images = pd.DataFrame(
+        {
+            "path": paths[keep].to_numpy(),
+            "label": [EXPRESSIONS[i] for i in best[keep]],
+            "official": SPLITS[csv.parent.name.lower()],
+            "raw_label": [VOTES[i] for i in best[keep]],
+            "votes": shares,
+        }
+    )
     return images, pd.DataFrame({"path": paths[~keep].to_numpy(), "reason": reason[~keep]})

@@ -30,8 +30,13 @@ def patterns(label_pattern: str, subject_pattern: str = "") -> tuple[str, str]:
     return label_pattern, subject_pattern
 
 
-def scan(root: str | Path, files: list[Path], label_pattern: str, subject_pattern: str = "",
-         class_map: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def scan(
+    root: str | Path,
+    files: list[Path],
+    label_pattern: str,
+    subject_pattern: str = "",
+    class_map: dict[str, str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(images, skipped) of the image `files` under `root`: `path`, `label`, `subject`,
     `raw_label` from each file name (see the module docstring)."""
     label_re, subject_re = (re.compile(p) if p else None for p in patterns(label_pattern, subject_pattern))
@@ -47,14 +52,18 @@ def scan(root: str | Path, files: list[Path], label_pattern: str, subject_patter
             rows.append({"path": rel, "raw_label": label[1], "subject": subject[1] if subject else ""})
     images = pd.DataFrame(rows, columns=["path", "raw_label", "subject"])
     if images.empty and skipped:
-        raise FerError(f"data.label_pattern {label_re.pattern!r} matches no file name (e.g. {Path(skipped[0][0]).name})")
+        raise FerError(
+            f"data.label_pattern {label_re.pattern!r} matches no file name (e.g. {Path(skipped[0][0]).name})"
+        )
     images["label"] = images["raw_label"].map(lambda raw: _class(raw, class_map))
     unmapped = images.loc[images["label"].isna(), "raw_label"].value_counts()
     if len(unmapped):
         values = ", ".join(f"{v!r} ({n})" for v, n in unmapped.items())
-        raise FerError(f"{len(unmapped)} label value(s) from data.label_pattern map to no class: {values}. "
-                       f"Map them with data.class_map (e.g. -S 'data.class_map={{{unmapped.index[0]}: happy}}'); "
-                       f"the classes are {', '.join(CLASSES)} and their aliases")
+        raise FerError(
+            f"{len(unmapped)} label value(s) from data.label_pattern map to no class: {values}. "
+            f"Map them with data.class_map (e.g. -S 'data.class_map={{{unmapped.index[0]}: happy}}'); "
+            f"the classes are {', '.join(CLASSES)} and their aliases"
+        )
     return images, pd.DataFrame(skipped, columns=["path", "reason"])
 
 

@@ -38,31 +38,44 @@ COLUMNS = ["path", "label", "subject", "session", "sex", "angle", "official", "r
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 # FER2013's file-name prefixes (and its CSV's Usage column) carry the challenge's own split.
 FER2013_USAGE = {"training": "train", "publictest": "val", "privatetest": "test"}
-SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                 "test": "test", "testing": "test"}
+SPLIT_FOLDERS = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 def scan(root: str | Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read `root` as `data.format` (kdef, fer2013, folders, csv, ckplus, ferplus or filenames); see the module docstring."""
+    """Read `root` as `data.format` (kdef, fer2013, folders, csv, ckplus, ferplus or filenames);
+    see the module docstring."""
     root = Path(root)
     wanted = {canonical(c) or c.lower() for c in data.classes}
     images, skipped = _read(root, data)
     if data.format == "kdef":
         missing = sorted((wanted or set(BASIC)) - set(images["label"]))
         if len(images) and missing:
-            raise FerError(f"no KDEF images of {', '.join(missing)}; add them, or train on the classes present "
-                           f"with data.classes")
+            raise FerError(
+                f"no KDEF images of {', '.join(missing)}; add them, or train on the classes present with data.classes"
+            )
     if data.format != "kdef" and len(images) and not wanted and not images["label"].isin(CLASSES).any():
         names = sorted(images["label"].unique())
         shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
         what = "class folders" if data.format in ("folders", "fer2013") else "labels"
-        raise FerError(f"none of the {len(names)} {what} ({shown}) names an expression ({', '.join(CLASSES)} "
-                       f"or an alias): check data.format (KDEF's own tree needs data.format=kdef), or name your "
-                       f"classes in data.classes")
+        raise FerError(
+            f"none of the {len(names)} {what} ({shown}) names an expression ({', '.join(CLASSES)} "
+            f"or an alias): check data.format (KDEF's own tree needs data.format=kdef), or name your "
+            f"classes in data.classes"
+        )
     if wanted:
         keep = images["label"].isin(wanted)
         dropped = images.loc[~keep, ["path", "label"]]
-        reasons = pd.DataFrame({"path": dropped["path"], "reason": "class " + dropped["label"] + " not in data.classes"})
+        reasons = pd.DataFrame(
+            {"path": dropped["path"], "reason": "class " + dropped["label"] + " not in data.classes"}
+        )
         images, skipped = images[keep], pd.concat([skipped, reasons], ignore_index=True)
     if "digest" not in images or images["digest"].isna().any():
         images["digest"] = [hashlib.sha1((root / p).read_bytes()).hexdigest() for p in images["path"]]
@@ -92,17 +105,22 @@ def _read(root: Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
     return scan_folders(root, data.subject_pattern, class_map)
 
 
-def scan_filenames(root: Path, label_pattern: str, subject_pattern: str,
-                   class_map: dict[str, str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def scan_filenames(
+    root: Path, label_pattern: str, subject_pattern: str, class_map: dict[str, str] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Label and person from each image's file name (`fer.data.filenames`); split folders
     (train/, test/, ...) on the way give the dataset's own split."""
     files = _files(root)
-    others = [(f.relative_to(root).as_posix(), "not an image file") for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
-    found, skipped = filenames.scan(root, [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES], label_pattern,
-                                    subject_pattern, class_map)
+    others = [
+        (f.relative_to(root).as_posix(), "not an image file") for f in files if f.suffix.lower() not in IMAGE_SUFFIXES
+    ]
+    found, skipped = filenames.scan(
+        root, [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES], label_pattern, subject_pattern, class_map
+    )
     found["official"] = [_split_folder(root / p, root) for p in found["path"]]
-    return found.reindex(columns=COLUMNS), pd.concat([skipped, pd.DataFrame(others, columns=["path", "reason"])],
-                                                     ignore_index=True)
+    return found.reindex(columns=COLUMNS), pd.concat(
+        [skipped, pd.DataFrame(others, columns=["path", "reason"])], ignore_index=True
+    )
 
 
 def map_labels(names, class_map: dict[str, str] | None, what: str) -> dict[str, str]:
@@ -131,16 +149,19 @@ def map_labels(names, class_map: dict[str, str] | None, what: str) -> dict[str, 
             mapping[name] = plain_name(name)
     problems = []
     if numbers and class_map is None:
-        problems.append(f"{what}s {_some(numbers)} are numbers: say what they mean with data.class_map, "
-                        f"a published class map ({', '.join(CLASS_MAPS)}; e.g. -S data.class_map=rafdb) "
-                        "or your own (-S 'data.class_map={1: surprise, 2: fear}')")
+        problems.append(
+            f"{what}s {_some(numbers)} are numbers: say what they mean with data.class_map, "
+            f"a published class map ({', '.join(CLASS_MAPS)}; e.g. -S data.class_map=rafdb) "
+            "or your own (-S 'data.class_map={1: surprise, 2: fear}')"
+        )
     elif numbers:
         problems.append(f"{what}s {_some(numbers)} are not in data.class_map (it maps {', '.join(class_map)})")
     if twice:
         problems.append(f"{what}s {_some(twice)} name two classes: rename them or map them with data.class_map")
     if misspelt:
-        problems.append(f"{what}s {_some(misspelt)} look like misspelt classes: rename them or map them with "
-                        "data.class_map")
+        problems.append(
+            f"{what}s {_some(misspelt)} look like misspelt classes: rename them or map them with data.class_map"
+        )
     if problems:
         raise FerError("; ".join(problems))
     return mapping
@@ -153,8 +174,10 @@ def _some(names: list[str], n: int = 10) -> str:
 def class_map_used(images: pd.DataFrame) -> dict[str, str]:
     """The mapping a scan used, label as written -> class, codes in numeric order (for metrics/split.json)."""
     pairs = images.loc[images["raw_label"] != "", ["raw_label", "label"]].drop_duplicates()
-    ordered = sorted(zip(pairs["raw_label"], pairs["label"]),
-                     key=lambda p: (not p[0].isdigit(), int(p[0]) if p[0].isdigit() else 0, p[0]))
+    ordered = sorted(
+        zip(pairs["raw_label"], pairs["label"]),
+        key=lambda p: (not p[0].isdigit(), int(p[0]) if p[0].isdigit() else 0, p[0]),
+    )
     return dict(ordered)
 
 
@@ -170,8 +193,9 @@ def _split_folder(file: Path, root: Path) -> str:
     return ""
 
 
-def scan_folders(root: Path, subject_pattern: str = "",
-                 class_map: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def scan_folders(
+    root: Path, subject_pattern: str = "", class_map: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`<root>/[<split>/]<class>/<image>`: the class is the image's folder, through `map_labels`.
 
     class_map: `data.class_map` as read, for numeric folders. subject_pattern: a regex whose
@@ -196,17 +220,28 @@ def scan_folders(root: Path, subject_pattern: str = "",
                 continue
             row["subject"] = m.group(1)
         rows.append(row)
-    empty = [d for d in root.rglob("*") if d.is_dir() and len(classes_in(d.name)) == 1
-             and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in d.rglob("*"))]
+    empty = [
+        d
+        for d in root.rglob("*")
+        if d.is_dir()
+        and len(classes_in(d.name)) == 1
+        and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in d.rglob("*"))
+    ]
     if empty:
-        raise FerError(f"class folder {empty[0].relative_to(root)} holds no images; add some, remove the folder, "
-                       "or leave the class out with data.classes")
+        raise FerError(
+            f"class folder {empty[0].relative_to(root)} holds no images; add some, remove the folder, "
+            "or leave the class out with data.classes"
+        )
     if pattern and not rows and skipped:
-        raise FerError(f"data.subject_pattern {subject_pattern!r} matches no file name (e.g. {Path(skipped[0][0]).name})")
+        raise FerError(
+            f"data.subject_pattern {subject_pattern!r} matches no file name (e.g. {Path(skipped[0][0]).name})"
+        )
     csvs = [f for f, _ in skipped if f.lower().endswith(".csv")]
     if not rows and csvs:
-        raise FerError(f"no image is inside a class folder, and {_some(csvs, 3)} may hold the labels: "
-                       "set data.format=csv to read them (data.format=fer2013 for FER2013's fer2013.csv)")
+        raise FerError(
+            f"no image is inside a class folder, and {_some(csvs, 3)} may hold the labels: "
+            "set data.format=csv to read them (data.format=fer2013 for FER2013's fer2013.csv)"
+        )
     images = pd.DataFrame(rows, columns=COLUMNS)
     images["label"] = images["raw_label"].map(map_labels(images["raw_label"], class_map, "class folder"))
     return images, pd.DataFrame(skipped, columns=["path", "reason"])
@@ -233,8 +268,9 @@ def _scan_fer2013_csv(csv: Path, root: Path) -> tuple[pd.DataFrame, pd.DataFrame
     table.columns = table.columns.str.strip().str.lower()
     rel = csv.relative_to(root).as_posix()
     rows, skipped = [], []
-    for i, emotion, pixels, usage in zip(table.index, table["emotion"], table["pixels"],
-                                         table.get("usage", pd.Series("", index=table.index))):
+    for i, emotion, pixels, usage in zip(
+        table.index, table["emotion"], table["pixels"], table.get("usage", pd.Series("", index=table.index))
+    ):
         path = f"{rel}#{i}"
         if not str(emotion).strip().isdigit() or int(emotion) >= len(FER2013_EMOTIONS):
             skipped.append((path, f"emotion {emotion!r} is not 0-6"))
@@ -242,9 +278,15 @@ def _scan_fer2013_csv(csv: Path, root: Path) -> tuple[pd.DataFrame, pd.DataFrame
             skipped.append((path, f"pixels holds {len(str(pixels).split())} values, not 48x48"))
         else:
             official = FER2013_USAGE.get(str(usage).strip().lower(), "")
-            rows.append({"path": path, "label": FER2013_EMOTIONS[int(emotion)], "official": official,
-                         "raw_label": str(int(emotion)),
-                         "digest": hashlib.sha1(str(pixels).encode()).hexdigest()})
+            rows.append(
+                {
+                    "path": path,
+                    "label": FER2013_EMOTIONS[int(emotion)],
+                    "official": official,
+                    "raw_label": str(int(emotion)),
+                    "digest": hashlib.sha1(str(pixels).encode()).hexdigest(),
+                }
+            )
     return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(skipped, columns=["path", "reason"])
 
 
@@ -285,16 +327,29 @@ def scan_csv(root: Path, columns, class_map: dict[str, str] | None) -> tuple[pd.
                 skipped.append((row["path"] or where, f"{where}: {reason}"))
                 continue
             used.add(rel)
-            rows.append({"path": rel, "raw_label": row["label"].strip(), "subject": row.get("subject", "").strip(),
-                         "official": _split_folder(root / rel, root), **{a: row[a].strip() for a in attributes}})
+            rows.append(
+                {
+                    "path": rel,
+                    "raw_label": row["label"].strip(),
+                    "subject": row.get("subject", "").strip(),
+                    "official": _split_folder(root / rel, root),
+                    **{a: row[a].strip() for a in attributes},
+                }
+            )
     if not rows:
-        raise FerError(f"no row of the label CSV names an image under {root} (e.g. {skipped[0][1]}: "
-                       f"{skipped[0][0]!r}); image paths are read beside the CSV, under the source folder, "
-                       "or by file name" if skipped else f"the label CSVs under {root} have no rows")
+        raise FerError(
+            f"no row of the label CSV names an image under {root} (e.g. {skipped[0][1]}: "
+            f"{skipped[0][0]!r}); image paths are read beside the CSV, under the source folder, "
+            "or by file name"
+            if skipped
+            else f"the label CSVs under {root} have no rows"
+        )
     images = pd.DataFrame(rows, columns=COLUMNS + attributes)
     images["label"] = images["raw_label"].map(map_labels(images["raw_label"], class_map, "label"))
-    skipped += [(f, "not an image file" if Path(f).suffix.lower() not in IMAGE_SUFFIXES else "no row of the label CSV "
-                 "names it") for f in sorted(files - used)]
+    skipped += [
+        (f, "not an image file" if Path(f).suffix.lower() not in IMAGE_SUFFIXES else "no row of the label CSV names it")
+        for f in sorted(files - used)
+    ]
     return images, pd.DataFrame(skipped, columns=["path", "reason"])
 
 
@@ -333,19 +388,24 @@ def _label_csvs(root: Path, columns) -> list[tuple[Path, pd.DataFrame]]:
         picked = {role: _column(table.columns, getattr(columns, role), names) for role, names in CSV_COLUMNS.items()}
         seen.append(f"{csv.relative_to(root).as_posix()} ({', '.join(table.columns)})")
         if picked["path"] and picked["label"] and columns.subject and not picked["subject"]:
-            raise FerError(f"data.label_csv.subject {columns.subject!r} is not a column of {csv.name} "
-                           f"({', '.join(table.columns)})")
+            raise FerError(
+                f"data.label_csv.subject {columns.subject!r} is not a column of {csv.name} ({', '.join(table.columns)})"
+            )
         if picked["path"] and picked["label"]:
             if missing := [a for a in columns.attributes if a not in table.columns]:
-                raise FerError(f"data.label_csv.attributes {', '.join(missing)}: not a column of {csv.name} "
-                               f"({', '.join(table.columns)})")
+                raise FerError(
+                    f"data.label_csv.attributes {', '.join(missing)}: not a column of {csv.name} "
+                    f"({', '.join(table.columns)})"
+                )
             keep = {c: role for role, c in picked.items() if c} | {a: a for a in columns.attributes}
             found.append((csv, table[list(keep)].rename(columns=keep)))
     if not found:
-        raise FerError(f"no label CSV in {root}: data.format=csv needs a .csv with an image path column "
-                       f"({', '.join(CSV_COLUMNS['path'][:4])}, ...) and a label column "
-                       f"({', '.join(CSV_COLUMNS['label'][:4])}, ...); name yours with data.label_csv.file, "
-                       f".path, .label, .subject. Found: {'; '.join(seen) or 'no .csv file'}")
+        raise FerError(
+            f"no label CSV in {root}: data.format=csv needs a .csv with an image path column "
+            f"({', '.join(CSV_COLUMNS['path'][:4])}, ...) and a label column "
+            f"({', '.join(CSV_COLUMNS['label'][:4])}, ...); name yours with data.label_csv.file, "
+            f".path, .label, .subject. Found: {'; '.join(seen) or 'no .csv file'}"
+        )
     return found
 
 
@@ -363,7 +423,9 @@ CKPLUS_FRAME = re.compile(r"(?:^|/)(S\d+)/(\d+)/[^/]+$", re.IGNORECASE)
 CKPLUS_EMOTION = re.compile(r"(?:^|/)(S\d+)/(\d+)/[^/]*_emotion\.txt$", re.IGNORECASE)
 
 
-def scan_ckplus(root: Path, class_map: dict[str, str], last: int, first_neutral: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+def scan_ckplus(
+    root: Path, class_map: dict[str, str], last: int, first_neutral: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The CK+ release: the `last` frames of each labelled sequence as its expression (by
     `class_map`, CK+'s Emotion codes unless data.class_map says otherwise) and, if
     `first_neutral`, its first frame as neutral; the subject is the S### folder.
@@ -375,20 +437,26 @@ def scan_ckplus(root: Path, class_map: dict[str, str], last: int, first_neutral:
     """
     frames, codes, skipped = _ckplus_files(root)
     if not codes:
-        raise FerError(f"no CK+ Emotion labels (Emotion/S###/###/*_emotion.txt) under {root}: the release ships "
-                       "them apart from the images (Emotion_labels.zip); put them beside cohn-kanade-images")
+        raise FerError(
+            f"no CK+ Emotion labels (Emotion/S###/###/*_emotion.txt) under {root}: the release ships "
+            "them apart from the images (Emotion_labels.zip); put them beside cohn-kanade-images"
+        )
     rows = []
     for key, sequence in sorted(frames.items()):
         if key not in codes:
-            skipped.append((posixpath.dirname(sequence[0]), f"sequence without an Emotion label "
-                                                            f"({len(sequence)} frames)"))
+            skipped.append(
+                (posixpath.dirname(sequence[0]), f"sequence without an Emotion label ({len(sequence)} frames)")
+            )
             continue
         picked = sorted(sequence)
         rows += [{"path": p, "raw_label": codes[key][1], "subject": key[0]} for p in picked[-last:]]
         if first_neutral and len(picked) > last:
             rows.append({"path": picked[0], "raw_label": "first frame", "subject": key[0]})
-    skipped += [(file, "no frames of this sequence under cohn-kanade-images") for key, (file, _) in codes.items()
-                if key not in frames]
+    skipped += [
+        (file, "no frames of this sequence under cohn-kanade-images")
+        for key, (file, _) in codes.items()
+        if key not in frames
+    ]
     images = pd.DataFrame(rows, columns=COLUMNS)
     expressions = images["raw_label"][images["raw_label"] != "first frame"]
     mapping = {**map_labels(expressions, class_map, "CK+ Emotion code"), "first frame": "neutral"}

@@ -95,8 +95,13 @@ def missing(images: pd.DataFrame, skipped: pd.DataFrame | None = None) -> tuple[
     labels = [label for label in KDEF_CODES.values() if label in set(found["label"])]
     angles = [a for a in KDEF_ANGLES if a in set(found["angle"])]
     code = {label: c for c, label in KDEF_CODES.items()}
-    rows = [(f"{session}{subject}{code[label]}{angle}", subject, session, label, angle)
-            for subject in subjects for session in sessions for label in labels for angle in angles
-            if (subject, session, label, angle) not in present]
+    rows = [
+        (f"{session}{subject}{code[label]}{angle}", subject, session, label, angle)
+        for subject in subjects
+        for session in sessions
+        for label in labels
+        for angle in angles
+        if (subject, session, label, angle) not in present
+    ]
     expected = len(subjects) * len(sessions) * len(labels) * len(angles)
     return pd.DataFrame(sorted(rows), columns=MISSING_COLUMNS), expected

@@ -13,8 +13,13 @@ CLASSES = ("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "s
 
 # KDEF expression codes, as in AF01ANS.JPG.
 KDEF_CODES = {
-    "AF": "fear", "AN": "angry", "DI": "disgust", "HA": "happy",
-    "NE": "neutral", "SA": "sad", "SU": "surprise",
+    "AF": "fear",
+    "AN": "angry",
+    "DI": "disgust",
+    "HA": "happy",
+    "NE": "neutral",
+    "SA": "sad",
+    "SU": "surprise",
 }
 # KDEF head angles: full left, half left, straight, half right, full right.
 KDEF_ANGLES = ("FL", "HL", "S", "HR", "FR")
@@ -49,7 +54,10 @@ CLASS_MAPS = {name: {str(code): label for code, label in table.items()} for name
 # data.format filenames: preset name -> (data.label_pattern, data.subject_pattern).
 NAME_PATTERNS = {
     "jaffe": (r"^[A-Za-z]{2}\.([A-Za-z]{2})\d*\.", r"^([A-Za-z]{2})\."),  # KA.AN1.39.tiff: person KA, AN (angry)
-    "rafd": (r"^Rafd\d+_\d+_[A-Za-z]+_[A-Za-z]+_([a-z]+)_", r"^Rafd\d+_(\d+)_"),  # ..._01_Caucasian_female_angry_frontal
+    "rafd": (
+        r"^Rafd\d+_\d+_[A-Za-z]+_[A-Za-z]+_([a-z]+)_",
+        r"^Rafd\d+_(\d+)_",
+    ),  # ..._01_Caucasian_female_angry_frontal
 }
 
 

@@ -52,8 +52,9 @@ def open_image(source: str | Path | np.ndarray, mode: str, draft: int | None = N
         return im.convert(mode)
 
 
-def load_face(source: str | Path | np.ndarray, size: int, grayscale: bool, framing: dict,
-              align: bool = False) -> tuple[np.ndarray, bool]:
+def load_face(
+    source: str | Path | np.ndarray, size: int, grayscale: bool, framing: dict, align: bool = False
+) -> tuple[np.ndarray, bool]:
     """The largest face in an image, cut to `framing` (`faces.crop`) as `fer-predict` cuts
     every face, as a (C, size, size) uint8 array, and whether a face was found.
     Without a face: the whole image, as `load_image` gives it (centre square)."""
@@ -113,9 +114,17 @@ def class_list(labels) -> list[str]:
     return [c for c in CLASSES if c in present] + sorted(present - set(CLASSES))
 
 
-def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size: int, grayscale: bool,
-          workers: int | None = None, face_margin: float | None = None, no_face: str = "keep",
-          align: bool = False) -> tuple[pd.DataFrame, dict]:
+def build(
+    images: pd.DataFrame,
+    raw_root: str | Path,
+    out_dir: str | Path,
+    size: int,
+    grayscale: bool,
+    workers: int | None = None,
+    face_margin: float | None = None,
+    no_face: str = "keep",
+    align: bool = False,
+) -> tuple[pd.DataFrame, dict]:
     """Write `images.npy`, `images.csv` and `meta.json` into `out_dir`: every image once.
 
     images: the split stage's images.csv rows (`path` relative to raw_root, `label`, ...),
@@ -136,22 +145,13 @@ def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size:
     workers = workers or os.cpu_count() or 1
     framing = None if face_margin is None else faces.margin_framing(face_margin)
     load = functools.partial(_try_load, size=size, grayscale=grayscale, framing=framing, align=align, no_face=no_face)
-    failed, found = [], []
-    pixels = csv_pixels(images["path"], raw_root)
-    sources = [pixels[p] if p in pixels else str(Path(raw_root) / p) for p in images["path"]]
+    sources = _sources(images["path"], raw_root)
     npy, csv = cache_files(out_dir)
     with atomic_path(npy) as tmp, multiprocessing.Pool(workers) as pool:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                        shape=(len(images), 1 if grayscale else 3, size, size))
-        ok = np.zeros(len(images), dtype=bool)
-        results = pool.imap(load, sources, chunksize=64)
-        for i, (img, reason, face) in enumerate(progress(results, "preprocess: decode", len(images), "images")):
-            if face is not None:
-                found.append((images["path"][i], face))
-            if img is None:
-                failed.append((images["path"][i], reason))
-            else:
-                arr[i], ok[i] = img, True
+        arr = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.uint8, shape=(len(images), 1 if grayscale else 3, size, size)
+        )
+        ok, failed, found = _decode(pool.imap(load, sources, chunksize=64), images["path"], arr)
         if not ok.all():
             arr = _compact(arr, ok, tmp)
         arr.flush()
@@ -163,12 +163,32 @@ def build(images: pd.DataFrame, raw_root: str | Path, out_dir: str | Path, size:
     meta = {"classes": classes, "size": size, "channels": 1 if grayscale else 3}
     if face_margin is not None:
         write_csv(pd.DataFrame(found, columns=["path", "face_found"]), out_dir / "faces.csv")
-        meta["face"] = {"detector": faces.DETECTOR, "margin": face_margin, "no_face": no_face, "align": align,
-                        "framing": framing}
+        face = {"margin": face_margin, "no_face": no_face, "align": align, "framing": framing}
+        meta["face"] = {"detector": faces.DETECTOR, **face}
     elif measured:
         meta["framing"] = {"detector": faces.DETECTOR, **measured}
     write_json(meta, out_dir / "meta.json")
     return pd.DataFrame(failed, columns=["path", "reason"]), stats
+
+
+def _decode(results, paths: pd.Series, arr: np.ndarray) -> tuple[np.ndarray, list, list]:
+    """Each of `_try_load`'s `results` into its row of `arr`; returns which rows hold an image,
+    the (path, reason) of those left out, and the (path, face found) of face crops."""
+    ok, failed, found = np.zeros(len(paths), dtype=bool), [], []
+    for i, (img, reason, face) in enumerate(progress(results, "preprocess: decode", len(paths), "images")):
+        if face is not None:
+            found.append((paths[i], face))
+        if img is None:
+            failed.append((paths[i], reason))
+        else:
+            arr[i], ok[i] = img, True
+    return ok, failed, found
+
+
+def _sources(paths: pd.Series, raw_root: str | Path) -> list:
+    """What each image is decoded from: its pixels (a fer2013.csv row) or its file."""
+    pixels = csv_pixels(paths, raw_root)
+    return [pixels[p] if p in pixels else str(Path(raw_root) / p) for p in paths]
 
 
 def _framing_of(image: np.ndarray):
@@ -204,13 +224,15 @@ def image_stats(images: np.ndarray, chunk: int = 1024) -> dict:
     model trained on one does poorly on the other."""
     contrast, detail = [], []
     for i in range(0, len(images), chunk):
-        x = np.asarray(images[i:i + chunk])
+        x = np.asarray(images[i : i + chunk])
         contrast.append(x.reshape(len(x), -1).astype(np.float32).std(axis=1))
         detail.append(sharpness(x))
     if not contrast:
         return {"contrast": 0.0, "sharpness": 0.0}
-    return {"contrast": round(float(np.median(np.concatenate(contrast))), 2),
-            "sharpness": round(float(np.median(np.concatenate(detail))), 4)}
+    return {
+        "contrast": round(float(np.median(np.concatenate(contrast))), 2),
+        "sharpness": round(float(np.median(np.concatenate(detail))), 4),
+    }
 
 
 def mismatch(stats: dict, tolerance: float = 1.5) -> str:
@@ -225,8 +247,10 @@ def mismatch(stats: dict, tolerance: float = 1.5) -> str:
             lines.append(f"{key} differs between train ({tr:g}) and test ({te:g}) by more than {tolerance:g}x")
     if not lines:
         return ""
-    lines.append("the splits were not made the same way (another source, scaling or compression), and a model "
-                 "trained on one does worse on the other: check how the copy was made, or get another copy")
+    lines.append(
+        "the splits were not made the same way (another source, scaling or compression), and a model "
+        "trained on one does worse on the other: check how the copy was made, or get another copy"
+    )
     return "; ".join(lines)
 
 

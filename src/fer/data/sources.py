@@ -35,11 +35,15 @@ def check(data: DataParams) -> None:
         return
     if Path(source).is_file():
         if not source.lower().endswith((*ARCHIVES, ".csv")):
-            raise FerError(f"data.source {source!r} is a file but neither an archive ({', '.join(ARCHIVES)}) "
-                           "nor a .csv (fer2013.csv)")
+            raise FerError(
+                f"data.source {source!r} is a file but neither an archive ({', '.join(ARCHIVES)}) "
+                "nor a .csv (fer2013.csv)"
+            )
         if source.lower().endswith(".csv") and data.format != "fer2013":
-            raise FerError(f"data.source {source!r} is a .csv file, which is read as FER2013's "
-                           f"emotion,pixels,Usage table: set data.format=fer2013 (it is {data.format})")
+            raise FerError(
+                f"data.source {source!r} is a .csv file, which is read as FER2013's "
+                f"emotion,pixels,Usage table: set data.format=fer2013 (it is {data.format})"
+            )
         return
     raise FerError(
         f"data.source {source!r} does not exist; give kaggle:<owner>/<dataset>, "
@@ -100,12 +104,16 @@ def kaggle_download(handle: str) -> Path:
         # and first line so that no secret reaches the log.
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status == 404:
-            raise FerError(f"Kaggle has no dataset {handle!r}: check data.source against the dataset's page, "
-                           f"kaggle.com/datasets/{handle.split('/versions/')[0]}") from None
+            raise FerError(
+                f"Kaggle has no dataset {handle!r}: check data.source against the dataset's page, "
+                f"kaggle.com/datasets/{handle.split('/versions/')[0]}"
+            ) from None
         if status in (401, 403):
-            raise FerError(f"Kaggle refused access to {handle!r} (HTTP {status}): check the token in "
-                           "~/.kaggle/kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY, and accept the dataset's "
-                           "rules on its page if it has any") from None
+            raise FerError(
+                f"Kaggle refused access to {handle!r} (HTTP {status}): check the token in "
+                "~/.kaggle/kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY, and accept the dataset's "
+                "rules on its page if it has any"
+            ) from None
         reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
         creds = "" if kaggle_credentials() else " No Kaggle credentials were found."
         raise FerError(f"could not download Kaggle dataset {handle!r} ({reason}).{creds}\n{KAGGLE_FIX}") from None
@@ -206,14 +214,18 @@ def _check_size(archive: Path, unpacked: int, out_dir: Path) -> None:
     """A FerError if `unpacked` bytes are too many for `archive`'s size or for the disk under `out_dir`."""
     packed = archive.stat().st_size
     if unpacked > MAX_RATIO * packed:
-        raise FerError(f"archive {archive} ({_size(packed)}) unpacks to {_size(unpacked)}, {unpacked / packed:,.0f} "
-                       f"times its size (more than {MAX_RATIO}x is refused, as a zip bomb would be); if you "
-                       "trust it, unpack it yourself and set data.source to the folder")
+        raise FerError(
+            f"archive {archive} ({_size(packed)}) unpacks to {_size(unpacked)}, {unpacked / packed:,.0f} "
+            f"times its size (more than {MAX_RATIO}x is refused, as a zip bomb would be); if you "
+            "trust it, unpack it yourself and set data.source to the folder"
+        )
     existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())
     free = shutil.disk_usage(existing).free
     if unpacked > free:
-        raise FerError(f"archive {archive} unpacks to {_size(unpacked)} but only {_size(free)} is free on the disk "
-                       f"of {existing}; free some space and run again")
+        raise FerError(
+            f"archive {archive} unpacks to {_size(unpacked)} but only {_size(free)} is free on the disk "
+            f"of {existing}; free some space and run again"
+        )
 
 
 def _size(n: float) -> str:

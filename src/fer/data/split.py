@@ -25,7 +25,9 @@ from fer import FerError
 from fer.data.cache import SPLITS
 
 
-def assign(images: pd.DataFrame, val: float, test: float, seed: int, group_by: str = "subject") -> tuple[pd.Series, str]:
+def assign(
+    images: pd.DataFrame, val: float, test: float, seed: int, group_by: str = "subject"
+) -> tuple[pd.Series, str]:
     """The split ("train"/"val"/"test") of every row of `images`, and the protocol used.
 
     images: needs `label`; `subject` and `official` (the dataset's own split) are used
@@ -80,8 +82,9 @@ def select_angles(images: pd.DataFrame, angles, name: str = "split.angles") -> p
         return images
     present = sorted(set(images["angle"]) - {""}) if "angle" in images else []
     if not present:
-        raise FerError(f"{name} keeps some head angles, but this dataset names none (KDEF's file names do); "
-                       f"leave {name} empty")
+        raise FerError(
+            f"{name} keeps some head angles, but this dataset names none (KDEF's file names do); leave {name} empty"
+        )
     absent = [a for a in angles if a not in present]
     if absent:
         raise FerError(f"{name}: no image at {', '.join(absent)}; this dataset has {', '.join(present)}")
@@ -124,7 +127,9 @@ def _stratified(labels: pd.Series, fraction: float, seed: int):
     """Positions (keep, out) with `fraction` of each class out."""
     idx = np.arange(len(labels))
     try:
-        return tuple(np.asarray(a) for a in train_test_split(idx, test_size=fraction, random_state=seed, stratify=labels))
+        return tuple(
+            np.asarray(a) for a in train_test_split(idx, test_size=fraction, random_state=seed, stratify=labels)
+        )
     except ValueError as e:  # a class too small to appear on both sides
         raise FerError(f"cannot split by class: {e}; some class has too few images for the split fractions") from None
 
@@ -159,8 +164,9 @@ def _check_classes(labels: pd.Series, split: pd.Series, where: str = "", splits=
             )
 
 
-def assign_folds(images: pd.DataFrame, folds: int | str, val: float, seed: int,
-                 group_by: str = "subject") -> tuple[pd.DataFrame, str]:
+def assign_folds(
+    images: pd.DataFrame, folds: int | str, val: float, seed: int, group_by: str = "subject"
+) -> tuple[pd.DataFrame, str]:
     """Cross-validation folds: every image is tested in exactly one fold.
 
     images: needs `label`; `subject` is used where known and group_by is "subject".
@@ -175,9 +181,11 @@ def assign_folds(images: pd.DataFrame, folds: int | str, val: float, seed: int,
     (or images) for the folds, or a fold's train or val split misses a class.
     """
     if _has_official(images):
-        raise FerError("split.folds: this dataset comes with its own train/val/test split (FER2013's "
-                       "Training/PublicTest/PrivateTest), the one its results are reported on; cross-validation "
-                       "would train on its test images. Set split.folds=0 to keep the official split")
+        raise FerError(
+            "split.folds: this dataset comes with its own train/val/test split (FER2013's "
+            "Training/PublicTest/PrivateTest), the one its results are reported on; cross-validation "
+            "would train on its test images. Set split.folds=0 to keep the official split"
+        )
     by_subject = group_by == "subject" and _known(images, "subject")
     splitter, groups, protocol = _fold_splitter(images, folds, seed, by_subject)
     try:
@@ -206,19 +214,26 @@ def _fold_splitter(images: pd.DataFrame, folds: int | str, seed: int, by_subject
     unit = "subjects" if by_subject else "images"
     if folds == "loso":
         if not by_subject:
-            raise FerError("split.folds=loso leaves one subject out, but "
-                           + ("split.group_by is none" if _known(images, "subject") else "the subjects are unknown")
-                           + ": set data.subject_pattern (folders) and split.group_by=subject, or use split.folds=k")
+            raise FerError(
+                "split.folds=loso leaves one subject out, but "
+                + ("split.group_by is none" if _known(images, "subject") else "the subjects are unknown")
+                + ": set data.subject_pattern (folders) and split.group_by=subject, or use split.folds=k"
+            )
         return LeaveOneGroupOut(), images["subject"], "leave-one-subject-out"
     spread = images.groupby("label")["subject"].nunique() if by_subject else images["label"].value_counts()
     few = spread[spread < folds]
     if len(few):
-        raise FerError(f"split.folds={folds}: every fold's test set needs every class, but "
-                       + ", ".join(f"{c} has {n} {unit}" for c, n in few.items())
-                       + f"; use split.folds={max(2, int(few.min()))} or fewer, or drop the class with data.classes")
+        raise FerError(
+            f"split.folds={folds}: every fold's test set needs every class, but "
+            + ", ".join(f"{c} has {n} {unit}" for c, n in few.items())
+            + f"; use split.folds={max(2, int(few.min()))} or fewer, or drop the class with data.classes"
+        )
     if by_subject:
-        return (StratifiedGroupKFold(folds, shuffle=True, random_state=seed), images["subject"],
-                f"{folds}-fold, subject-disjoint")
+        return (
+            StratifiedGroupKFold(folds, shuffle=True, random_state=seed),
+            images["subject"],
+            f"{folds}-fold, subject-disjoint",
+        )
     leak = "subjects leak" if _known(images, "subject") else "subjects unknown"
     return StratifiedKFold(folds, shuffle=True, random_state=seed), None, f"{folds}-fold by image ({leak})"
 
@@ -227,8 +242,11 @@ def fold_summary(images: pd.DataFrame, folds: pd.DataFrame, protocol: str) -> di
     """What the folds are, for metrics/split.json: protocol, count, test images per fold and
     subjects tested in two folds (0; None where subjects are unknown)."""
     test = folds[folds["split"] == "test"]
-    out = {"protocol": protocol, "folds": int(folds["fold"].nunique()),
-           "test_images": test.groupby("fold").size().tolist()}
+    out = {
+        "protocol": protocol,
+        "folds": int(folds["fold"].nunique()),
+        "test_images": test.groupby("fold").size().tolist(),
+    }
     if not _known(images, "subject"):
         return {**out, "subjects": "unknown", "subject_overlap": None}
     subject = images["subject"].to_numpy()[test["image"]]

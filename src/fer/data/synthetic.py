@@ -9,6 +9,7 @@ varies slightly per session; the expression moves brows, eyes and mouth; the
 angle is a yaw projection; every image gets its own intensity, pose jitter and
 photometric noise so the task is learnable but not trivially separable.
 """
+
 from __future__ import annotations
 
 import math
@@ -85,17 +86,31 @@ def _identity(seed: int, subject: int) -> dict[str, Any]:
     r = _rng(seed, subject, 1)
     hair_p = (0.55, 0.05, 0.2, 0.2) if subject % 2 else (0.15, 0.55, 0.0, 0.3)  # male / female styles
     return dict(
-        width=r.uniform(0.29, 0.34), aspect=r.uniform(1.22, 1.45), jaw=r.uniform(1.7, 2.9),
+        width=r.uniform(0.29, 0.34),
+        aspect=r.uniform(1.22, 1.45),
+        jaw=r.uniform(1.7, 2.9),
         skin=_SKIN[0] + (_SKIN[1] - _SKIN[0]) * r.uniform() + r.normal(0, 6, 3),
-        hair=np.array(_HAIR[r.choice(len(_HAIR), p=_HAIR_P)], float), style=_STYLES[r.choice(4, p=hair_p)],
-        hairline=r.uniform(-0.76, -0.62), eye_sep=r.uniform(0.33, 0.43), eye_w=r.uniform(0.16, 0.22),
-        eye_h=r.uniform(0.07, 0.095), eye_y=r.uniform(-0.16, -0.06), iris=r.integers(30, 140, 3),
-        brow_gap=r.uniform(0.14, 0.2), brow_t=r.uniform(0.04, 0.07), nose_len=r.uniform(0.22, 0.38),
-        nose_w=r.uniform(0.09, 0.16), mouth_y=r.uniform(0.48, 0.6), mouth_w=r.uniform(0.34, 0.46),
+        hair=np.array(_HAIR[r.choice(len(_HAIR), p=_HAIR_P)], float),
+        style=_STYLES[r.choice(4, p=hair_p)],
+        hairline=r.uniform(-0.76, -0.62),
+        eye_sep=r.uniform(0.33, 0.43),
+        eye_w=r.uniform(0.16, 0.22),
+        eye_h=r.uniform(0.07, 0.095),
+        eye_y=r.uniform(-0.16, -0.06),
+        iris=r.integers(30, 140, 3),
+        brow_gap=r.uniform(0.14, 0.2),
+        brow_t=r.uniform(0.04, 0.07),
+        nose_len=r.uniform(0.22, 0.38),
+        nose_w=r.uniform(0.09, 0.16),
+        mouth_y=r.uniform(0.48, 0.6),
+        mouth_w=r.uniform(0.34, 0.46),
         lip=_mix(r.integers(150, 210, 3) * np.array([1.0, 0.55, 0.55]), (90, 40, 40), r.uniform(0, 0.4)),
-        lip_t=r.uniform(0.04, 0.065), bg=r.integers(90, 230, 3), shirt=r.integers(20, 230, 3),
+        lip_t=r.uniform(0.04, 0.065),
+        bg=r.integers(90, 230, 3),
+        shirt=r.integers(20, 230, 3),
         glasses=int(r.choice([-1, -1, -1, 0, 1])),  # index of the session worn in; -1 = never
-        sneer_side=float(r.choice([-1.0, 1.0])), resting=r.normal(0, 0.03, 8),
+        sneer_side=float(r.choice([-1.0, 1.0])),
+        resting=r.normal(0, 0.03, 8),
     )
 
 
@@ -103,10 +118,16 @@ def _session(seed: int, subject: int, session: int, idn: dict[str, Any]) -> dict
     """Small per-session changes, like a second photo shoot: light, framing, hair tone/line, glasses."""
     r = _rng(seed, subject, session, 2)
     return dict(
-        dx=r.uniform(-0.03, 0.03), dy=r.uniform(-0.03, 0.03), scale=r.uniform(0.96, 1.04),
-        gain=r.uniform(0.9, 1.1), cast=r.uniform(0.95, 1.05, 3), light_dir=r.uniform(0, 2 * math.pi),
-        hair=np.clip(idn["hair"] * r.uniform(0.85, 1.15), 0, 255), hairline=r.uniform(-0.04, 0.04),
-        bg=np.clip(idn["bg"] + r.normal(0, 8, 3), 0, 255), glasses=idn["glasses"] == session,
+        dx=r.uniform(-0.03, 0.03),
+        dy=r.uniform(-0.03, 0.03),
+        scale=r.uniform(0.96, 1.04),
+        gain=r.uniform(0.9, 1.1),
+        cast=r.uniform(0.95, 1.05, 3),
+        light_dir=r.uniform(0, 2 * math.pi),
+        hair=np.clip(idn["hair"] * r.uniform(0.85, 1.15), 0, 255),
+        hairline=r.uniform(-0.04, 0.04),
+        bg=np.clip(idn["bg"] + r.normal(0, 8, 3), 0, 255),
+        glasses=idn["glasses"] == session,
     )
 
 
@@ -158,8 +179,12 @@ def _draw_eyes_brows(d: ImageDraw.ImageDraw, p: _Proj, idn: dict[str, Any], e: n
         d.line(p.surface(ex + ew * s, lid_l), fill=_mix(idn["skin"], _DARK, 0.6), width=lw)
         bv = ey - idn["brow_gap"] - brow - np.array([inner, 0.3 * brow + 0.03, 0.0])
         bv[0] = min(bv[0], ey - up - 0.02)  # a scowl may touch the lid but not cross it
-        d.line(p.surface(side * np.array([sep - ew * 0.9, sep, sep + ew * 1.2]), bv), joint="curve",
-               fill=_mix(idn["hair"], t=0.55), width=max(1, round(idn["brow_t"] * p.fh)))
+        d.line(
+            p.surface(side * np.array([sep - ew * 0.9, sep, sep + ew * 1.2]), bv),
+            joint="curve",
+            fill=_mix(idn["hair"], t=0.55),
+            width=max(1, round(idn["brow_t"] * p.fh)),
+        )
 
 
 def _draw_lower(d: ImageDraw.ImageDraw, p: _Proj, idn: dict[str, Any], e: np.ndarray, lw: int) -> None:
@@ -168,8 +193,11 @@ def _draw_lower(d: ImageDraw.ImageDraw, p: _Proj, idn: dict[str, Any], e: np.nda
     ey, nl, nw, my = idn["eye_y"], idn["nose_len"], idn["nose_w"], idn["mouth_y"]
     line = _mix(idn["skin"], _DARK, 0.6)
     d.line(p.surface([0.02, 0.04, 0.0], [ey, ey + nl * 0.7, ey + nl + 0.1], 1.15), fill=line, width=lw)
-    d.line(p.surface(nw * np.array([-1, -0.4, 0, 0.4, 1]), ey + nl + np.array([0.06, 0.12, 0.13, 0.12, 0.06]), 1.1),
-           fill=line, width=lw + 1)
+    d.line(
+        p.surface(nw * np.array([-1, -0.4, 0, 0.4, 1]), ey + nl + np.array([0.06, 0.12, 0.13, 0.12, 0.06]), 1.1),
+        fill=line,
+        width=lw + 1,
+    )
     s = np.linspace(-1, 1, 17)
     env, mu = np.sqrt(1 - s**2), idn["mouth_w"] * (1 + mwidth) * s
     mid = my - 0.4 * curve * s**2 - 0.3 * sneer * np.maximum(s * idn["sneer_side"], 0) ** 1.5
@@ -178,15 +206,18 @@ def _draw_lower(d: ImageDraw.ImageDraw, p: _Proj, idn: dict[str, Any], e: np.nda
     if mopen > 0.05:
         d.polygon(p.surface(mu, top) + p.surface(mu[::-1], bot[::-1]), fill=(60, 15, 20))
         if curve > 0.15:  # a smile shows the upper teeth
-            d.polygon(p.surface(mu * 0.8, top) + p.surface(mu[::-1] * 0.8, (top + 0.35 * (bot - top))[::-1]),
-                      fill=(235, 232, 220))
+            d.polygon(
+                p.surface(mu * 0.8, top) + p.surface(mu[::-1] * 0.8, (top + 0.35 * (bot - top))[::-1]),
+                fill=(235, 232, 220),
+            )
     d.polygon(p.surface(mu, top - lt * env - 0.005) + p.surface(mu[::-1], top[::-1]), fill=idn["lip"])
     d.polygon(p.surface(mu, bot) + p.surface(mu[::-1], (bot + 1.3 * lt * env + 0.005)[::-1]), fill=idn["lip"])
     d.line(p.surface(mu, mid), fill=_mix(idn["lip"], t=0.6), width=lw + 1)
 
 
-def _draw_wrinkles(d: ImageDraw.ImageDraw, p: _Proj, idn: dict[str, Any], ses: dict[str, Any],
-                   e: np.ndarray, k: float, lw: int) -> None:
+def _draw_wrinkles(
+    d: ImageDraw.ImageDraw, p: _Proj, idn: dict[str, Any], ses: dict[str, Any], e: np.ndarray, k: float, lw: int
+) -> None:
     """Expression lines whose darkness follows intensity ``k``: forehead, frown, nose bridge, cheek folds."""
     brow, inner, _, cheek, _, _, _, sneer = e
     ey, nw, my = idn["eye_y"], idn["nose_w"], idn["mouth_y"]
@@ -216,17 +247,23 @@ def _draw_glasses(d: ImageDraw.ImageDraw, p: _Proj, idn: dict[str, Any]) -> None
     d.line(p.surface([r - sep, 0, sep - r], [ey] * 3, 1.05), fill=(20, 20, 20), width=width)
 
 
-def _render(idn: dict[str, Any], ses: dict[str, Any], expression: str, angle: str, size: tuple[int, int],
-            r: np.random.Generator) -> Image.Image:
+def _render(
+    idn: dict[str, Any], ses: dict[str, Any], expression: str, angle: str, size: tuple[int, int], r: np.random.Generator
+) -> Image.Image:
     """Draw one face supersampled, downscale (anti-aliasing), then add per-image lighting and pixel noise."""
     w, h = size
     ss = 3 if max(w, h) <= 256 else 2  # big images need less supersampling and would be slow
     k = r.uniform(0.6, 1.0)  # expression intensity
     e = idn["resting"] + k * np.array(_EXPR[expression]) + r.normal(0, 0.02, 8)
     base = min(w, 0.75 * h) * ss * idn["width"] * ses["scale"] * r.uniform(0.95, 1.05)
-    p = _Proj(cx=w * ss * (0.5 + ses["dx"] + r.uniform(-0.03, 0.03)),
-              cy=h * ss * (0.46 + ses["dy"] + r.uniform(-0.025, 0.025)), fw=base, fh=base * idn["aspect"],
-              yaw=_YAW[angle] + r.normal(0, 0.06), roll=math.radians(r.normal(0, 3.5)))
+    p = _Proj(
+        cx=w * ss * (0.5 + ses["dx"] + r.uniform(-0.03, 0.03)),
+        cy=h * ss * (0.46 + ses["dy"] + r.uniform(-0.025, 0.025)),
+        fw=base,
+        fh=base * idn["aspect"],
+        yaw=_YAW[angle] + r.normal(0, 0.06),
+        roll=math.radians(r.normal(0, 3.5)),
+    )
     img = Image.new("RGB", (w * ss, h * ss), _mix(ses["bg"]))
     d, lw = ImageDraw.Draw(img), max(1, round(0.03 * p.fh))
     _draw_head(d, p, idn, ses)
@@ -236,7 +273,7 @@ def _render(idn: dict[str, Any], ses: dict[str, Any], expression: str, angle: st
     if ses["glasses"]:
         _draw_glasses(d, p, idn)
     a = np.asarray(img.resize((w, h), Image.Resampling.LANCZOS), np.float32)
-    yy, xx = np.mgrid[-1:1:h * 1j, -1:1:w * 1j]
+    yy, xx = np.mgrid[-1 : 1 : h * 1j, -1 : 1 : w * 1j]
     ang = ses["light_dir"] + r.normal(0, 0.5)  # light mostly from the session's side
     light = 1 + r.uniform(0.05, 0.25) * (np.cos(ang) * xx + np.sin(ang) * yy)
     mean = a.mean()
@@ -245,9 +282,14 @@ def _render(idn: dict[str, Any], ses: dict[str, Any], expression: str, angle: st
     return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))
 
 
-def generate(out_dir: str | pathlib.Path, subjects: int = 24, angles: Sequence[str] = ("HL", "S", "HR"),
-             sessions: Sequence[str] = ("A", "B"), size: tuple[int, int] = (96, 128),
-             seed: int = 0) -> list[pathlib.Path]:
+def generate(
+    out_dir: str | pathlib.Path,
+    subjects: int = 24,
+    angles: Sequence[str] = ("HL", "S", "HR"),
+    sessions: Sequence[str] = ("A", "B"),
+    size: tuple[int, int] = (96, 128),
+    seed: int = 0,
+) -> list[pathlib.Path]:
     """Write demo faces under out_dir and return the written paths (sorted).
 
     Subject i (0-based) is female if i is even else male, numbered 01..35 within its sex.
@@ -283,8 +325,15 @@ def generate(out_dir: str | pathlib.Path, subjects: int = 24, angles: Sequence[s
     return sorted(paths)
 
 
-def video(path: str | pathlib.Path, people: Sequence[dict], frames: int, size: tuple[int, int] = (640, 480),
-          fps: float = 30, face_size: tuple[int, int] = (96, 128), seed: int = 0) -> pathlib.Path:
+def video(
+    path: str | pathlib.Path,
+    people: Sequence[dict],
+    frames: int,
+    size: tuple[int, int] = (640, 480),
+    fps: float = 30,
+    face_size: tuple[int, int] = (96, 128),
+    seed: int = 0,
+) -> pathlib.Path:
     """Write a demo video of people moving across a grey background (for fer-video's tests and
     benchmark) and return its path: MJPG in .avi, MPEG-4 in .mp4.
 
@@ -303,8 +352,10 @@ def video(path: str | pathlib.Path, people: Sequence[dict], frames: int, size: t
     for k, person in enumerate(people):
         idn = _identity(seed, person["subject"])
         ses = _session(seed, person["subject"], 0, idn)
-        faces = [np.asarray(_render(idn, ses, e, "S", face_size, _rng(seed, person["subject"], k, 4)))
-                 for e in person.get("expressions", ("NE",))]
+        faces = [
+            np.asarray(_render(idn, ses, e, "S", face_size, _rng(seed, person["subject"], k, 4)))
+            for e in person.get("expressions", ("NE",))
+        ]
         shown.append((person, faces, person.get("frames", (0, frames - 1))))
     w, h = face_size
     for i in range(frames):
@@ -314,7 +365,7 @@ def video(path: str | pathlib.Path, people: Sequence[dict], frames: int, size: t
                 t = (i - first) / max(1, last - first)
                 x, y = (round(a + t * (b - a)) for a, b in zip(person["start"], person["end"]))
                 face = faces[min(len(faces) - 1, int(t * len(faces)))]
-                frame[y:y + h, x:x + w] = face[: size[1] - y, : size[0] - x]
+                frame[y : y + h, x : x + w] = face[: size[1] - y, : size[0] - x]
         writer.write(np.ascontiguousarray(frame[..., ::-1]))
     writer.release()
     return path
@@ -325,7 +376,14 @@ def demo_video(path: str | pathlib.Path, seconds: float = 10, fps: float = 30) -
     going from neutral through happy to surprised; a second one coming in at a third of the
     way, angry then sad, and leaving at two thirds."""
     frames = round(seconds * fps)
-    people = [{"subject": 0, "expressions": ("NE", "HA", "SU"), "start": (40, 140), "end": (260, 180)},
-              {"subject": 3, "expressions": ("AN", "SA"), "start": (500, 200), "end": (420, 160),
-               "frames": (frames // 3, 2 * frames // 3)}]
+    people = [
+        {"subject": 0, "expressions": ("NE", "HA", "SU"), "start": (40, 140), "end": (260, 180)},
+        {
+            "subject": 3,
+            "expressions": ("AN", "SA"),
+            "start": (500, 200),
+            "end": (420, 160),
+            "frames": (frames // 3, 2 * frames // 3),
+        },
+    ]
     return video(path, people, frames, (640, 480), fps, face_size=(144, 192))

@@ -30,25 +30,32 @@ def ece(confidence, correct, bins: int = BINS) -> float:
     probability) that were `correct` (bool)."""
     if not len(confidence):
         return float("nan")
-    return float(binary_calibration_error(torch.as_tensor(np.asarray(confidence, dtype=np.float32)),
-                                          torch.as_tensor(np.asarray(correct, dtype=np.int64)), n_bins=bins))
+    return float(
+        binary_calibration_error(
+            torch.as_tensor(np.asarray(confidence, dtype=np.float32)),
+            torch.as_tensor(np.asarray(correct, dtype=np.int64)),
+            n_bins=bins,
+        )
+    )
 
 
 def summary(probs: np.ndarray, y_true, bins: int = BINS) -> dict:
-    """ECE, negative log-likelihood (nats) and Brier score (summed over classes, 0-2) of probabilities `probs` (N, classes)."""
+    """ECE, negative log-likelihood (nats) and Brier score (summed over classes, 0-2) of
+    probabilities `probs` (N, classes)."""
     y_true, labels = np.asarray(y_true), list(range(probs.shape[1]))
     if not len(y_true):
         return {"ece": float("nan"), "nll": float("nan"), "brier": float("nan")}
-    return {"ece": ece(probs.max(1), probs.argmax(1) == y_true, bins),
-            "nll": float(log_loss(y_true, probs, labels=labels)),
-            "brier": float(brier_score_loss(y_true, probs, labels=labels, scale_by_half=False))}
+    return {
+        "ece": ece(probs.max(1), probs.argmax(1) == y_true, bins),
+        "nll": float(log_loss(y_true, probs, labels=labels)),
+        "brier": float(brier_score_loss(y_true, probs, labels=labels, scale_by_half=False)),
+    }
 
 
 def reliability(confidence, correct, bins: int = BINS) -> pd.DataFrame:
     """One row per non-empty confidence bin: the answers' mean `confidence`, their `accuracy` and `count`."""
     frame = pd.DataFrame({"confidence": np.asarray(confidence, dtype=float), "accuracy": np.asarray(correct, float)})
-    binned = frame.groupby(pd.cut(frame["confidence"], np.linspace(0, 1, bins + 1), include_lowest=True),
-                           observed=True)
+    binned = frame.groupby(pd.cut(frame["confidence"], np.linspace(0, 1, bins + 1), include_lowest=True), observed=True)
     return binned.mean().assign(count=binned.size()).reset_index(drop=True)
 
 
@@ -65,9 +72,16 @@ def coverage_curve(confidence, correct, points: int = 100) -> pd.DataFrame:
     order = np.argsort(-np.asarray(confidence), kind="stable")
     hits = np.cumsum(np.asarray(correct, dtype=float)[order])
     n = len(order)
-    k = np.unique((-(-np.arange(1, points + 1) * n // points)).clip(1, n)) if n else np.zeros(0, int)  # ceil(i n / points)
-    return pd.DataFrame({"coverage": k / max(n, 1), "accuracy": hits[k - 1] / k,
-                         "min_confidence": np.asarray(confidence, dtype=float)[order][k - 1]})
+    k = (
+        np.unique((-(-np.arange(1, points + 1) * n // points)).clip(1, n)) if n else np.zeros(0, int)
+    )  # ceil(i n / points)
+    return pd.DataFrame(
+        {
+            "coverage": k / max(n, 1),
+            "accuracy": hits[k - 1] / k,
+            "min_confidence": np.asarray(confidence, dtype=float)[order][k - 1],
+        }
+    )
 
 
 def selective(confidence, correct) -> dict:
@@ -79,11 +93,16 @@ def selective(confidence, correct) -> dict:
     at_coverage = {}
     for c in COVERAGES:
         row = curve[curve["coverage"] >= c - 1e-9].iloc[0] if len(curve) else None
-        at_coverage[f"{c:.0%}"] = ({"accuracy": float(row["accuracy"]), "min_confidence": float(row["min_confidence"])}
-                                   if row is not None else {})
+        at_coverage[f"{c:.0%}"] = (
+            {"accuracy": float(row["accuracy"]), "min_confidence": float(row["min_confidence"])}
+            if row is not None
+            else {}
+        )
     at_confidence = {}
     for t in THRESHOLDS:
         answered = confidence >= t
-        at_confidence[f"{t:g}"] = {"coverage": float(answered.mean()) if len(answered) else 0.0,
-                                   "accuracy": float(correct[answered].mean()) if answered.any() else None}
+        at_confidence[f"{t:g}"] = {
+            "coverage": float(answered.mean()) if len(answered) else 0.0,
+            "accuracy": float(correct[answered].mean()) if answered.any() else None,
+        }
     return {"at_coverage": at_coverage, "at_confidence": at_confidence}

@@ -33,8 +33,10 @@ def read_cv(ref: str, repo: str | None = None) -> dict:
         try:
             text = dvc.api.read(CV_METRICS, repo=repo, rev=ref)
         except Exception as e:  # any failure to find it: the user named something else
-            raise FerError(f"cannot read {CV_METRICS} of {ref!r} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                           "name an experiment as `dvc exp show` lists it, a git revision, or a cv.json file") from None
+            raise FerError(
+                f"cannot read {CV_METRICS} of {ref!r} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                "name an experiment as `dvc exp show` lists it, a git revision, or a cv.json file"
+            ) from None
     cv = json.loads(text)
     if not cv.get("folds"):
         raise FerError(f"{ref} ran no cross-validation (split.folds was 0): run it with `dvc exp run -S split.folds=5`")
@@ -44,21 +46,27 @@ def read_cv(ref: str, repo: str | None = None) -> dict:
 def compare(a: dict, b: dict) -> dict[str, dict]:
     """`paired` B - A for each headline metric; FerError unless both ran the same folds."""
     if a.get("folds_digest") != b.get("folds_digest"):
-        raise FerError(f"the two runs tested different folds ({a['folds']} vs {b['folds']} folds, {a['protocol']!r} vs "
-                       f"{b['protocol']!r}): a paired comparison needs the same data, split.folds and split.seed")
+        raise FerError(
+            f"the two runs tested different folds ({a['folds']} vs {b['folds']} folds, {a['protocol']!r} vs "
+            f"{b['protocol']!r}): a paired comparison needs the same data, split.folds and split.seed"
+        )
     return {m: paired(a["per_fold"][m], b["per_fold"][m]) for m in HEADLINE}
 
 
 def report(results: dict[str, dict], name_a: str, name_b: str) -> str:
     """A table of `compare`'s results and one verdict line per metric."""
     pct = int(CONFIDENCE * 100)
-    lines = [f"A = {name_a}, B = {name_b}: {next(iter(results.values()))['folds']} paired folds",
-             f"{'metric':<18} {'A':>7} {'B':>7} {'B - A':>8}  {f'{pct}% interval':<20} {'t-test p':>8} "
-             f"{'Wilcoxon p':>10}  folds won (B/A)"]
+    lines = [
+        f"A = {name_a}, B = {name_b}: {next(iter(results.values()))['folds']} paired folds",
+        f"{'metric':<18} {'A':>7} {'B':>7} {'B - A':>8}  {f'{pct}% interval':<20} {'t-test p':>8} "
+        f"{'Wilcoxon p':>10}  folds won (B/A)",
+    ]
     for m, r in results.items():
         interval = f"[{r['ci95_low']:+.4f}, {r['ci95_high']:+.4f}]"
-        lines.append(f"{m:<18} {r['a_mean']:>7.4f} {r['b_mean']:>7.4f} {r['diff']:>+8.4f}  {interval:<20} "
-                     f"{_p(r['t_test_p']):>8} {_p(r['wilcoxon_p']):>10}  {r['b_wins']}/{r['a_wins']}")
+        lines.append(
+            f"{m:<18} {r['a_mean']:>7.4f} {r['b_mean']:>7.4f} {r['diff']:>+8.4f}  {interval:<20} "
+            f"{_p(r['t_test_p']):>8} {_p(r['wilcoxon_p']):>10}  {r['b_wins']}/{r['a_wins']}"
+        )
     lines.append("")
     for m, r in results.items():
         if r["ci95_low"] > 0 or r["ci95_high"] < 0:
@@ -74,8 +82,9 @@ def _p(p: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="fer-compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="fer-compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("a", help="the baseline: experiment name, git revision or cv.json file")
     parser.add_argument("b", help="the challenger, the same way")
     parser.add_argument("--json", type=Path, help="also write the comparison there")

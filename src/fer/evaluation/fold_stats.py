@@ -28,8 +28,14 @@ def spread(values) -> dict:
     """mean, std (over folds, ddof=1), min, max and the t-interval of the mean."""
     v = np.asarray(values, dtype=float)
     lo, hi = t_interval(v)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-            "min": float(v.min()), "max": float(v.max()), "ci95_low": lo, "ci95_high": hi}
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "ci95_low": lo,
+        "ci95_high": hi,
+    }
 
 
 def summarize(folds: list[dict], predictions: pd.DataFrame, classes: list[str], split: dict, digest: str) -> dict:
@@ -41,20 +47,32 @@ def summarize(folds: list[dict], predictions: pd.DataFrame, classes: list[str], 
         return {"folds": 0}
     per_fold = {m: [f["metrics"][m] for f in folds] for m in HEADLINE}
     y_true, y_pred = predictions["actual"], predictions["predicted"]
-    pooled = {"accuracy": accuracy_score(y_true, y_pred),
-              "macro_f1": f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0),
-              "balanced_accuracy": balanced_accuracy_score(y_true, y_pred)}
+    pooled = {
+        "accuracy": accuracy_score(y_true, y_pred),
+        "macro_f1": f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0),
+        "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
+    }
     # per head angle (KDEF): the spread over folds of each angle's accuracy
     angles = [f["metrics"].get("accuracy_by_angle") for f in folds]
-    by_angle = {"accuracy_by_angle": {a: spread([f[a] for f in angles]) for a in sorted(angles[0])}
-                } if all(angles) and all(f.keys() == angles[0].keys() for f in angles) else {}
+    by_angle = (
+        {"accuracy_by_angle": {a: spread([f[a] for f in angles]) for a in sorted(angles[0])}}
+        if all(angles) and all(f.keys() == angles[0].keys() for f in angles)
+        else {}
+    )
     return {
-        "folds": len(folds), "protocol": split.get("protocol", ""), "subjects": split.get("subjects", "known"),
-        **{m: spread(per_fold[m]) for m in HEADLINE}, **by_angle,
-        "pooled": {k: float(v) for k, v in pooled.items()}, "test_images": len(predictions),
+        "folds": len(folds),
+        "protocol": split.get("protocol", ""),
+        "subjects": split.get("subjects", "known"),
+        **{m: spread(per_fold[m]) for m in HEADLINE},
+        **by_angle,
+        "pooled": {k: float(v) for k, v in pooled.items()},
+        "test_images": len(predictions),
         "calibration": pooled_calibration(folds, predictions),
-        "per_fold": {**per_fold, "test_images": [f["metrics"]["test_images"] for f in folds],
-                     "best_epoch": [f["best_epoch"] for f in folds]},
+        "per_fold": {
+            **per_fold,
+            "test_images": [f["metrics"]["test_images"] for f in folds],
+            "best_epoch": [f["best_epoch"] for f in folds],
+        },
         "folds_digest": digest,
     }
 
@@ -65,12 +83,15 @@ def pooled_calibration(folds: list[dict], predictions: pd.DataFrame) -> dict:
     images (both are means over images), and the spread of the folds' fitted temperatures."""
     correct = (predictions["actual"] == predictions["predicted"]).to_numpy()
     weights = np.array([f["metrics"]["test_images"] for f in folds], dtype=float)
-    out = {"temperature": spread([f["metrics"]["calibration"]["temperature"] for f in folds]),
-           "bins": calibration.BINS}
+    out = {"temperature": spread([f["metrics"]["calibration"]["temperature"] for f in folds]), "bins": calibration.BINS}
     for name, column in calibration.CONFIDENCE.items():
-        out[name] = {"ece": calibration.ece(predictions[column], correct),
-                     **{m: float(np.average([f["metrics"]["calibration"][name][m] for f in folds], weights=weights))
-                        for m in ("nll", "brier")}}
+        out[name] = {
+            "ece": calibration.ece(predictions[column], correct),
+            **{
+                m: float(np.average([f["metrics"]["calibration"][name][m] for f in folds], weights=weights))
+                for m in ("nll", "brier")
+            },
+        }
     return out
 
 
@@ -90,6 +111,15 @@ def paired(a, b, confidence: float = CONFIDENCE) -> dict:
     varies = len(d) > 1 and not np.all(d == d[0])
     t_p = float(stats.ttest_rel(b, a).pvalue) if varies else None
     w_p = float(stats.wilcoxon(d).pvalue) if varies and np.any(d != 0) else None
-    return {"folds": len(d), "a_mean": float(a.mean()), "b_mean": float(b.mean()), "diff": float(d.mean()),
-            "ci95_low": lo, "ci95_high": hi, "t_test_p": t_p, "wilcoxon_p": w_p,
-            "b_wins": int((d > 0).sum()), "a_wins": int((d < 0).sum())}
+    return {
+        "folds": len(d),
+        "a_mean": float(a.mean()),
+        "b_mean": float(b.mean()),
+        "diff": float(d.mean()),
+        "ci95_low": lo,
+        "ci95_high": hi,
+        "t_test_p": t_p,
+        "wilcoxon_p": w_p,
+        "b_wins": int((d > 0).sum()),
+        "a_wins": int((d < 0).sum()),
+    }

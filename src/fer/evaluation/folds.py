@@ -43,14 +43,25 @@ def fold_rows(folds: pd.DataFrame, meta: pd.DataFrame, fold: int) -> dict[str, n
 
 def fingerprint(params: Params, cache_meta: dict, meta: pd.DataFrame, rows: dict[str, np.ndarray]) -> str:
     """What a fold's result depends on: the train params, the cache and the fold's images."""
-    what = {"params": params.train.model_dump(), "tta": params.evaluate.tta,
-            "calibrate": params.evaluate.calibrate, "cache": cache_meta,
-            "images": {s: meta["path"].iloc[idx].tolist() for s, idx in rows.items()}}
+    what = {
+        "params": params.train.model_dump(),
+        "tta": params.evaluate.tta,
+        "calibrate": params.evaluate.calibrate,
+        "cache": cache_meta,
+        "images": {s: meta["path"].iloc[idx].tolist() for s, idx in rows.items()},
+    }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
-def run_fold(params: Params, images: np.ndarray, meta: pd.DataFrame, rows: dict[str, np.ndarray], fold: int,
-             cache_meta: dict, state_dir: Path) -> dict:
+def run_fold(
+    params: Params,
+    images: np.ndarray,
+    meta: pd.DataFrame,
+    rows: dict[str, np.ndarray],
+    fold: int,
+    cache_meta: dict,
+    state_dir: Path,
+) -> dict:
     """Train and test one fold as the train and evaluate stages do (`train_run`, `score_cache`);
     returns its metrics, its test predictions and its training summary. The state folder
     holds the fold's resume point while it trains and its result once done; a result left
@@ -61,17 +72,38 @@ def run_fold(params: Params, images: np.ndarray, meta: pd.DataFrame, rows: dict[
         print(f"cv: fold {fold} was finished before; kept")
         return kept
     train_state = state_dir / f"fold-{fold}-train.pt"
-    history, best, seconds = train_run(params, *((images[rows[s]], meta.iloc[rows[s]]) for s in ("train", "val")),
-                                       cache_meta, state_path=train_state, fold=fold)
+    history, best, seconds = train_run(
+        params,
+        *((images[rows[s]], meta.iloc[rows[s]]) for s in ("train", "val")),
+        cache_meta,
+        state_path=train_state,
+        fold=fold,
+    )
     checkpoint = state_dir / f"fold-{fold}-best.pt"
-    save_checkpoint(calibrate(best, images[rows["val"]], meta.iloc[rows["val"]], params.evaluate.calibrate,
-                              params.train.device), checkpoint)
-    metrics, confusion = score_cache(checkpoint, images[rows["test"]], meta.iloc[rows["test"]],
-                                     meta["target"].iloc[rows["train"]], params.evaluate.tta, params.train.device)
-    result = {"fingerprint": key, "fold": fold, "metrics": metrics,
-              "predictions": confusion[["path", "actual", "predicted", "confidence", "confidence_uncalibrated"]].to_dict("list"),
-              "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "epochs_run": len(history),
-              "train_seconds": round(seconds, 1)}
+    save_checkpoint(
+        calibrate(best, images[rows["val"]], meta.iloc[rows["val"]], params.evaluate.calibrate, params.train.device),
+        checkpoint,
+    )
+    metrics, confusion = score_cache(
+        checkpoint,
+        images[rows["test"]],
+        meta.iloc[rows["test"]],
+        meta["target"].iloc[rows["train"]],
+        params.evaluate.tta,
+        params.train.device,
+    )
+    result = {
+        "fingerprint": key,
+        "fold": fold,
+        "metrics": metrics,
+        "predictions": confusion[["path", "actual", "predicted", "confidence", "confidence_uncalibrated"]].to_dict(
+            "list"
+        ),
+        "best_epoch": best["epoch"],
+        "best_val_acc": best["val_acc"],
+        "epochs_run": len(history),
+        "train_seconds": round(seconds, 1),
+    }
     write_json(result, done)
     checkpoint.unlink()
     train_state.unlink(missing_ok=True)

@@ -29,11 +29,19 @@ def by_group(correct, attributes: pd.DataFrame) -> dict:
     out = {}
     for column, g in table(correct, attributes).groupby("attribute", sort=False):
         worst, best = g.iloc[0], g.iloc[-1]
-        entry = {"worst": worst["group"], "worst_accuracy": float(worst["accuracy"]), "best": best["group"],
-                 "best_accuracy": float(best["accuracy"]), "gap": float(best["accuracy"] - worst["accuracy"])}
+        entry = {
+            "worst": worst["group"],
+            "worst_accuracy": float(worst["accuracy"]),
+            "best": best["group"],
+            "best_accuracy": float(best["accuracy"]),
+            "gap": float(best["accuracy"] - worst["accuracy"]),
+        }
         if column == "subject":
-            entry.update(people=len(g), median_accuracy=float(g["accuracy"].median()),
-                         images_per_person=float(g["count"].median()))
+            entry.update(
+                people=len(g),
+                median_accuracy=float(g["accuracy"].median()),
+                images_per_person=float(g["count"].median()),
+            )
         else:
             entry["groups"] = {r.group: {"accuracy": float(r.accuracy), "count": int(r.count)} for r in g.itertuples()}
         out[column] = entry

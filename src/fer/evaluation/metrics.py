@@ -21,18 +21,28 @@ def compute(y_true, y_pred, classes: list[str], train_targets, angles=None, scor
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     majority = np.bincount(np.asarray(train_targets), minlength=len(classes)).argmax()
     report = classification_report(
-        y_true, y_pred, labels=range(len(classes)), target_names=classes, output_dict=True, zero_division=0)
+        y_true, y_pred, labels=range(len(classes)), target_names=classes, output_dict=True, zero_division=0
+    )
     out = {
         "accuracy": accuracy_score(y_true, y_pred),
-        "macro_f1": f1_score(y_true, y_pred, labels=range(len(classes)) if scored is None else list(scored),
-                             average="macro", zero_division=0),
+        "macro_f1": f1_score(
+            y_true,
+            y_pred,
+            labels=range(len(classes)) if scored is None else list(scored),
+            average="macro",
+            zero_division=0,
+        ),
         "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
         "majority_baseline": float(np.mean(y_true == majority)),
         "majority_class": classes[majority],
         "test_images": len(y_true),
         "per_class": {
-            c: {"precision": report[c]["precision"], "recall": report[c]["recall"],
-                "f1": report[c]["f1-score"], "support": int(report[c]["support"])}
+            c: {
+                "precision": report[c]["precision"],
+                "recall": report[c]["recall"],
+                "f1": report[c]["f1-score"],
+                "support": int(report[c]["support"]),
+            }
             for c in classes
         },
     }

@@ -12,16 +12,23 @@ import pandas as pd
 from sklearn.metrics import ConfusionMatrixDisplay
 
 
-def confusion_png(confusion: pd.DataFrame, classes: list[str], path: str | Path,
-                  title: str = "Test confusion matrix") -> None:
+def confusion_png(
+    confusion: pd.DataFrame, classes: list[str], path: str | Path, title: str = "Test confusion matrix"
+) -> None:
     """Confusion matrix of `actual`/`predicted` rows, counts and row-normalised colour
     (with no rows, a figure that says `title`)."""
     if confusion.empty:
         return _note_png(title, path)
     fig, ax = plt.subplots(figsize=(7, 6))
     ConfusionMatrixDisplay.from_predictions(
-        confusion["actual"], confusion["predicted"], labels=classes, ax=ax, cmap="Blues",
-        xticks_rotation=45, colorbar=False)
+        confusion["actual"],
+        confusion["predicted"],
+        labels=classes,
+        ax=ax,
+        cmap="Blues",
+        xticks_rotation=45,
+        colorbar=False,
+    )
     acc = (confusion["actual"] == confusion["predicted"]).mean()
     ax.set_title(f"{title} (accuracy {acc:.1%}, n={len(confusion)})")
     fig.tight_layout()

@@ -20,8 +20,17 @@ from fer.evaluation import calibration, groups, metrics
 from fer.training.model import load_checkpoint, log_probs, temperature, view_logits
 
 
-def score(y_true, y_pred, classes: list[str], train_targets, angles=None, scored=None, paths=None, probs=None,
-          attributes: pd.DataFrame | None = None) -> tuple[dict, pd.DataFrame]:
+def score(
+    y_true,
+    y_pred,
+    classes: list[str],
+    train_targets,
+    angles=None,
+    scored=None,
+    paths=None,
+    probs=None,
+    attributes: pd.DataFrame | None = None,
+) -> tuple[dict, pd.DataFrame]:
     """(`metrics.compute`'s metrics, confusion rows with class names and, given `paths`, each image's path).
     y_pred may hold `metrics.NO_ANSWER` (no face found: wrong for every class). probs: the
     probabilities (N, classes) the answers came from, for calibration and selective-prediction
@@ -41,8 +50,14 @@ def score(y_true, y_pred, classes: list[str], train_targets, angles=None, scored
     return result, rows
 
 
-def score_cache(checkpoint: str | Path, images: np.ndarray, facts: pd.DataFrame, train_targets, tta: str = "flip",
-                device: str = "auto") -> tuple[dict, pd.DataFrame]:
+def score_cache(
+    checkpoint: str | Path,
+    images: np.ndarray,
+    facts: pd.DataFrame,
+    train_targets,
+    tta: str = "flip",
+    device: str = "auto",
+) -> tuple[dict, pd.DataFrame]:
     """`score` of `checkpoint` on cached uint8 `images` (N, C, H, W) whose `facts` (the
     cache's rows: target, angle, path, and whatever else is known of each image) give the
     truth; each face scored as evaluate.tta says (flip: averaged with its mirror image) with
@@ -60,15 +75,27 @@ def score_cache(checkpoint: str | Path, images: np.ndarray, facts: pd.DataFrame,
     t = temperature(ckpt, tta)
     raw, calibrated = log_probs(logits), log_probs(logits, t)
     y_true = facts["target"].to_numpy()
-    result, rows = score(y_true, calibrated.argmax(1).numpy(), ckpt["classes"], train_targets, facts["angle"],
-                         paths=facts["path"], probs=calibrated.exp().numpy(),
-                         attributes=groups.attributes(facts))
+    result, rows = score(
+        y_true,
+        calibrated.argmax(1).numpy(),
+        ckpt["classes"],
+        train_targets,
+        facts["angle"],
+        paths=facts["path"],
+        probs=calibrated.exp().numpy(),
+        attributes=groups.attributes(facts),
+    )
     rows["confidence_uncalibrated"] = raw.exp().max(1).values.numpy()
     result["calibration"] = {
-        "method": ckpt.get("calibration", {}).get("method", "none"), "temperature": t, "bins": calibration.BINS,
-        "uncalibrated": {**calibration.summary(raw.exp().numpy(), y_true),
-                         "accuracy": float((raw.argmax(1).numpy() == y_true).mean()) if len(y_true) else None},
-        "calibrated": {**{k: result[k] for k in ("ece", "nll", "brier")}, "accuracy": result["accuracy"]}}
+        "method": ckpt.get("calibration", {}).get("method", "none"),
+        "temperature": t,
+        "bins": calibration.BINS,
+        "uncalibrated": {
+            **calibration.summary(raw.exp().numpy(), y_true),
+            "accuracy": float((raw.argmax(1).numpy() == y_true).mean()) if len(y_true) else None,
+        },
+        "calibrated": {**{k: result[k] for k in ("ece", "nll", "brier")}, "accuracy": result["accuracy"]},
+    }
     if "votes" in facts and len(facts) and (facts["votes"] != "").all():
         shares = torch.from_numpy(targets(facts, ckpt["classes"], distribution=True))
         result["vote_cross_entropy"] = float(-(shares * calibrated).sum(1).mean())

@@ -44,8 +44,9 @@ def fit_temperature(view_logits: torch.Tensor, targets) -> float:
     return float(log_t.detach().exp())
 
 
-def calibrate(ckpt: dict, images: np.ndarray, facts: pd.DataFrame, method: str = "temperature",
-              device: str = "auto") -> dict:
+def calibrate(
+    ckpt: dict, images: np.ndarray, facts: pd.DataFrame, method: str = "temperature", device: str = "auto"
+) -> dict:
     """Fit the checkpoint's temperatures on the val split's `images` and `facts` (their `target`)
     and put them into it (`temperature`: one per tta, `calibration`: how they were fitted), before
     it is saved. method "none" stores 1 (probabilities as the network gives them). Returns `ckpt`."""

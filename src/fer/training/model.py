@@ -74,23 +74,33 @@ def _from_file(name: str, weights: str, kwargs: dict) -> nn.Module:
     except MemoryError:
         raise
     except Exception as e:  # whatever torch.load, safetensors or load_state_dict make of a file that is not weights
-        raise FerError(f"train.weights {weights!r} could not be loaded into {name} ({_reason(e)}); it must hold "
-                       f"that model's weights (a timm .safetensors or .pth state dict)") from None
+        raise FerError(
+            f"train.weights {weights!r} could not be loaded into {name} ({_reason(e)}); it must hold "
+            f"that model's weights (a timm .safetensors or .pth state dict)"
+        ) from None
     cfg = model.pretrained_cfg
     heads = _names(cfg.get("classifier"))  # the layers timm leaves new (all heads of distilled models)
     # Weights drawn at random; a constant start (zeros, ones) could equal a file's values.
-    body = [k for k, p in model.named_parameters()
-            if p.dim() > 1 and not (fresh[k] == fresh[k].flatten()[0]).all()
-            and not any(k == h or k.startswith(h + ".") for h in heads)]
+    body = [
+        k
+        for k, p in model.named_parameters()
+        if p.dim() > 1
+        and not (fresh[k] == fresh[k].flatten()[0]).all()
+        and not any(k == h or k.startswith(h + ".") for h in heads)
+    ]
     left = [k for k in body if torch.equal(model.get_parameter(k).detach(), fresh[k])]
     stems = _names(cfg.get("first_conv"))
     if left and kwargs["in_chans"] != 3 and all(k.rsplit(".", 1)[0] in stems for k in left):
-        raise FerError(f"timm could not fold {name}'s first layer ({left[0]}) to {kwargs['in_chans']} channel(s), "
-                       f"so it would train from random values; set preprocess.grayscale=false or use another model")
+        raise FerError(
+            f"timm could not fold {name}'s first layer ({left[0]}) to {kwargs['in_chans']} channel(s), "
+            f"so it would train from random values; set preprocess.grayscale=false or use another model"
+        )
     if left:
-        raise FerError(f"train.weights {weights!r} holds no weights for {len(left)} of {name}'s {len(body)} weight "
-                       f"tensors (e.g. {left[0]}), which would train from random values; it must hold that "
-                       f"model's weights under timm's names (a timm .safetensors or .pth state dict)")
+        raise FerError(
+            f"train.weights {weights!r} holds no weights for {len(left)} of {name}'s {len(body)} weight "
+            f"tensors (e.g. {left[0]}), which would train from random values; it must hold that "
+            f"model's weights under timm's names (a timm .safetensors or .pth state dict)"
+        )
     return model
 
 
@@ -127,8 +137,9 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:
         if "allowed global" in str(e) or "allowlist" in str(e):  # a pickled object of some class: code
-            raise FerError(f"refusing to load {path}: it holds more than weights and plain data "
-                           f"({_unpickle_reason(e)})") from None
+            raise FerError(
+                f"refusing to load {path}: it holds more than weights and plain data ({_unpickle_reason(e)})"
+            ) from None
         raise _unreadable(path, e) from None
     except MemoryError:
         raise
@@ -145,13 +156,17 @@ def _ours(ckpt, path: str | Path) -> dict:
     if isinstance(ckpt, dict) and all(k in ckpt for k in CHECKPOINT_KEYS):
         return ckpt
     if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        raise FerError(f"{path} holds weights alone ({len(ckpt)} tensors, e.g. torch.save(model.state_dict())), not "
-                       "a checkpoint of this pipeline: the model name, classes and data config that rebuild the "
-                       "model are missing. Predict with a checkpoint the train stage wrote (models/best.pt); to "
-                       "start a run from such weights, set train.weights to the file")
+        raise FerError(
+            f"{path} holds weights alone ({len(ckpt)} tensors, e.g. torch.save(model.state_dict())), not "
+            "a checkpoint of this pipeline: the model name, classes and data config that rebuild the "
+            "model are missing. Predict with a checkpoint the train stage wrote (models/best.pt); to "
+            "start a run from such weights, set train.weights to the file"
+        )
     missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
-    raise FerError(f"{path} is not a checkpoint of this pipeline (no {', '.join(missing)}); use one the train "
-                   "stage wrote (models/best.pt)")
+    raise FerError(
+        f"{path} is not a checkpoint of this pipeline (no {', '.join(missing)}); use one the train "
+        "stage wrote (models/best.pt)"
+    )
 
 
 def _unpickle_reason(e: Exception) -> str:
@@ -161,9 +176,11 @@ def _unpickle_reason(e: Exception) -> str:
 
 def _unreadable(path: str | Path, e: Exception) -> FerError:
     size = Path(path).stat().st_size
-    return FerError(f"{path} is not a readable PyTorch checkpoint: torch.load cannot read its {size:,} bytes "
-                    f"({type(e).__name__}). A download or copy cut short, or a file of another kind, looks like "
-                    "this: fetch or copy the checkpoint again")
+    return FerError(
+        f"{path} is not a readable PyTorch checkpoint: torch.load cannot read its {size:,} bytes "
+        f"({type(e).__name__}). A download or copy cut short, or a file of another kind, looks like "
+        "this: fetch or copy the checkpoint again"
+    )
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -208,15 +225,16 @@ def temperature(ckpt: dict, tta: str) -> float:
 
 
 @torch.inference_mode()
-def view_logits(model: nn.Module, images, cfg: dict, device: torch.device, batch_size: int = 256,
-                tta: str = "none") -> torch.Tensor:
+def view_logits(
+    model: nn.Module, images, cfg: dict, device: torch.device, batch_size: int = 256, tta: str = "none"
+) -> torch.Tensor:
     """`views`' logits (V, N, classes) on the CPU for uint8 `images` (N, C, H, W: an array, a
     memory-mapped cache or a tensor already on `device`), in eval mode."""
     was_training = model.training
     model.eval()
     out = []
     for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
+        x = images[i : i + batch_size]
         x = to_input(x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x)), cfg, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out.append(views(model, x, tta))
@@ -224,8 +242,15 @@ def view_logits(model: nn.Module, images, cfg: dict, device: torch.device, batch
     return torch.cat(out, 1).cpu() if out else torch.empty(1 + (tta == "flip"), 0, 0)
 
 
-def predict(model: nn.Module, images, cfg: dict, device: torch.device, batch_size: int = 256,
-            tta: str = "none", temperature: float = 1.0) -> torch.Tensor:
+def predict(
+    model: nn.Module,
+    images,
+    cfg: dict,
+    device: torch.device,
+    batch_size: int = 256,
+    tta: str = "none",
+    temperature: float = 1.0,
+) -> torch.Tensor:
     """Log class probabilities (N, classes) of `images` (see `view_logits`), each face scored as
     `tta` says and softened by `temperature`; softmax, argmax and cross-entropy read them as
     they read logits."""
@@ -247,9 +272,11 @@ def check_architecture(ckpt: dict, name: str, origin: str) -> None:
     """A FerError naming both unless the checkpoint holds a `name` (weights carry over only
     between the same architecture; classes, channels and input size may differ)."""
     if ckpt["model_name"].split(".")[0] != name.split(".")[0]:
-        raise FerError(f"{origin} holds a {ckpt['model_name']}, but this run trains a {name}: weights carry over "
-                       f"only within one architecture; set train.model={ckpt['model_name']}, or start from a "
-                       f"checkpoint of a {name}")
+        raise FerError(
+            f"{origin} holds a {ckpt['model_name']}, but this run trains a {name}: weights carry over "
+            f"only within one architecture; set train.model={ckpt['model_name']}, or start from a "
+            f"checkpoint of a {name}"
+        )
 
 
 def preprocessing_gaps(ckpt: dict, size: int, grayscale: bool, face_crop: bool, align: bool) -> list[str]:
@@ -261,15 +288,23 @@ def preprocessing_gaps(ckpt: dict, size: int, grayscale: bool, face_crop: bool, 
     if old_size != size:
         gaps.append(f"it saw {old_size} px faces, this run caches {size} px")
     if (channels == 1) != grayscale:
-        gaps.append(f"it is {'greyscale' if channels == 1 else 'RGB'} and this run "
-                    f"{'greyscale' if grayscale else 'RGB'}: its first layer is adapted")
+        gaps.append(
+            f"it is {'greyscale' if channels == 1 else 'RGB'} and this run "
+            f"{'greyscale' if grayscale else 'RGB'}: its first layer is adapted"
+        )
     face = cfg.get("face")
     if bool(face) != face_crop:
-        gaps.append("its faces were " + ("cut from photos by the detector" if face else "whole face crops")
-                    + ", this run's " + ("are cut by the detector" if face_crop else "are whole images"))
+        gaps.append(
+            "its faces were "
+            + ("cut from photos by the detector" if face else "whole face crops")
+            + ", this run's "
+            + ("are cut by the detector" if face_crop else "are whole images")
+        )
     if bool(face and face.get("align")) != align:
-        gaps.append(f"its faces were {'' if face and face.get('align') else 'not '}aligned, this run's "
-                    f"{'are' if align else 'are not'}")
+        gaps.append(
+            f"its faces were {'' if face and face.get('align') else 'not '}aligned, this run's "
+            f"{'are' if align else 'are not'}"
+        )
     return gaps
 
 
@@ -289,8 +324,10 @@ def carry(model: nn.Module, name: str, classes: list[str], ckpt: dict, origin: s
     source, target = ckpt["model"], model.state_dict()
     if set(source) != set(target):
         odd = sorted(set(source) ^ set(target))
-        raise FerError(f"{origin} does not fit this run's {name}: {len(odd)} tensor(s) are in one and not the "
-                       f"other (e.g. {odd[0]}); it was saved by another version of timm or the model")
+        raise FerError(
+            f"{origin} does not fit this run's {name}: {len(odd)} tensor(s) are in one and not the "
+            f"other (e.g. {odd[0]}); it was saved by another version of timm or the model"
+        )
     heads = _head_keys(model)
     stems = {f"{n}.weight" for n in _names(model.pretrained_cfg.get("first_conv"))}
     loaded = {}
@@ -301,8 +338,10 @@ def carry(model: nn.Module, name: str, classes: list[str], ckpt: dict, origin: s
         elif key in stems and src.dim() == 4 and src.shape[1] != value.shape[1]:
             src = _adapt_channels(src, value.shape[1])
         if src.shape != value.shape:
-            raise FerError(f"{origin} does not fit this run's {name}: {key} has shape {tuple(src.shape)} there and "
-                           f"{tuple(value.shape)} here")
+            raise FerError(
+                f"{origin} does not fit this run's {name}: {key} has shape {tuple(src.shape)} there and "
+                f"{tuple(value.shape)} here"
+            )
         loaded[key] = src.to(value.dtype)
     model.load_state_dict(loaded)
     channels = ckpt["data_config"]["input_size"][0]
@@ -314,11 +353,15 @@ def _report(ckpt: dict, origin: str, classes: list[str], rows: dict[int, int], c
     """What `carry` did, as plain data (it travels in the checkpoint)."""
     ours = {canonical(c) or c for c in classes}
     return {
-        "from": origin, "model_name": ckpt["model_name"],
+        "from": origin,
+        "model_name": ckpt["model_name"],
         "data_source": ckpt.get("extra", {}).get("data", {}).get("source", ""),
-        "input_size": list(ckpt["data_config"]["input_size"]), "channels": channels,
-        "rows_carried": len(rows), "rows": len(classes),
-        "carried": [classes[i] for i in rows], "new": [c for i, c in enumerate(classes) if i not in rows],
+        "input_size": list(ckpt["data_config"]["input_size"]),
+        "channels": channels,
+        "rows_carried": len(rows),
+        "rows": len(classes),
+        "carried": [classes[i] for i in rows],
+        "new": [c for i, c in enumerate(classes) if i not in rows],
         "dropped": [c for c in ckpt["classes"] if (canonical(c) or c) not in ours],
     }
 
@@ -364,8 +407,10 @@ def describe_init(init: dict | None) -> str:
     if not init:
         return ""
     trained_on = f", trained on {init['data_source']}" if init.get("data_source") else ""
-    text = (f"backbone from {init['from']} ({init['model_name']}{trained_on}), {init['rows_carried']} of "
-            f"{init['rows']} classifier rows carried")
+    text = (
+        f"backbone from {init['from']} ({init['model_name']}{trained_on}), {init['rows_carried']} of "
+        f"{init['rows']} classifier rows carried"
+    )
     if init["new"]:
         text += f"; new: {', '.join(init['new'])}"
     if init["dropped"]:

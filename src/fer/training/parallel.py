@@ -64,9 +64,11 @@ def setup(device: torch.device) -> torch.device:
     if device.type == "cuda":
         local = int(os.environ.get("LOCAL_RANK", 0))
         if local >= torch.cuda.device_count():
-            raise FerError(f"{os.environ.get('LOCAL_WORLD_SIZE', world_size())} processes on this machine but "
-                           f"{torch.cuda.device_count()} GPU(s) visible: set train.devices to at most that, "
-                           "or train.device=cpu")
+            raise FerError(
+                f"{os.environ.get('LOCAL_WORLD_SIZE', world_size())} processes on this machine but "
+                f"{torch.cuda.device_count()} GPU(s) visible: set train.devices to at most that, "
+                "or train.device=cpu"
+            )
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
@@ -89,7 +91,7 @@ def wrap(model: nn.Module) -> nn.Module:
 
 def shard(idx: torch.Tensor) -> torch.Tensor:
     """This rank's share of one global batch: every world_size-th index, from its rank."""
-    return idx[rank()::world_size()]
+    return idx[rank() :: world_size()]
 
 
 def reseed(seed: int, epoch: int) -> None:
@@ -120,8 +122,6 @@ def sync_buffers(model: nn.Module) -> None:
 def relaunch(processes: int) -> int:
     """Run this very command again under torchrun on `processes` processes of this machine
     and return its exit status. Each process gets its share of the cores as threads."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")
-           or str(max(1, cpu_cores() // processes))}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-           *sys.argv]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(max(1, cpu_cores() // processes))}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *sys.argv]
     return subprocess.run(cmd, env=env).returncode

@@ -44,9 +44,15 @@ def save(path: str | Path, fingerprint: dict, progress: Progress, stateful: dict
     (the model, the optimizer, the scheduler); fingerprint: what the run is (params, data
     shapes), so that another run never resumes from it."""
     with atomic_path(path) as tmp:
-        torch.save({"fingerprint": fingerprint, "progress": {f.name: getattr(progress, f.name) for f in fields(progress)},
-                    **{name: obj.state_dict() for name, obj in stateful.items()},
-                    "rng": _rng_state(generator)}, tmp)
+        torch.save(
+            {
+                "fingerprint": fingerprint,
+                "progress": {f.name: getattr(progress, f.name) for f in fields(progress)},
+                **{name: obj.state_dict() for name, obj in stateful.items()},
+                "rng": _rng_state(generator),
+            },
+            tmp,
+        )
 
 
 def restore(path: str | Path | None, fingerprint: dict, stateful: dict, generator: torch.Generator) -> Progress | None:
@@ -69,9 +75,12 @@ def restore(path: str | Path | None, fingerprint: dict, stateful: dict, generato
 
 
 def _rng_state(generator: torch.Generator) -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": _np_state(np.random.get_state()),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-            "generator": generator.get_state()}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": _np_state(np.random.get_state()),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+        "generator": generator.get_state(),
+    }
 
 
 def _set_rng_state(rng: dict, generator: torch.Generator) -> None:

@@ -50,10 +50,14 @@ def augmentation(aug: AugmentParams, cfg: dict) -> nn.Sequential:
     if aug.flip:  # a mirrored face shows the same expression
         steps.append(K.RandomHorizontalFlip())
     if aug.rotation or aug.scale or aug.translate:
-        steps.append(K.RandomAffine(
-            degrees=aug.rotation, translate=(aug.translate, aug.translate) if aug.translate else None,
-            scale=(1 - aug.scale, 1 + aug.scale) if aug.scale else None, p=1.0,
-        ))
+        steps.append(
+            K.RandomAffine(
+                degrees=aug.rotation,
+                translate=(aug.translate, aug.translate) if aug.translate else None,
+                scale=(1 - aug.scale, 1 + aug.scale) if aug.scale else None,
+                p=1.0,
+            )
+        )
     if aug.color_jitter:
         j = aug.color_jitter
         steps.append(K.ColorJitter(brightness=j, contrast=j, saturation=j if cfg["input_size"][0] == 3 else 0, p=1.0))
@@ -81,8 +85,12 @@ def mixing(params: TrainParams, num_classes: int) -> VoteMixup | None:
     returns soft targets with the label smoothing folded in."""
     if not (params.mixup or params.cutmix):
         return None
-    return VoteMixup(mixup_alpha=params.mixup, cutmix_alpha=params.cutmix, label_smoothing=params.label_smoothing,
-                     num_classes=num_classes)
+    return VoteMixup(
+        mixup_alpha=params.mixup,
+        cutmix_alpha=params.cutmix,
+        label_smoothing=params.label_smoothing,
+        num_classes=num_classes,
+    )
 
 
 def on_device(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -103,8 +111,16 @@ class Batches:
     `generator`, the augmentation from torch's global RNG, so a seeded run repeats exactly.
     """
 
-    def __init__(self, images: torch.Tensor, targets: torch.Tensor, batch_size: int, augment: nn.Module,
-                 device: torch.device, generator: torch.Generator, drop_last: bool = True):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        augment: nn.Module,
+        device: torch.device,
+        generator: torch.Generator,
+        drop_last: bool = True,
+    ):
         self.images, self.targets = images, targets.to(images.device)
         self.batch_size, self.augment, self.device, self.generator = batch_size, augment.to(device), device, generator
         n = len(targets)
@@ -116,7 +132,7 @@ class Batches:
     def __iter__(self):
         order = torch.randperm(len(self.targets), generator=self.generator).to(self.images.device)
         for i in range(0, self.stop, self.batch_size):
-            idx = parallel.shard(order[i:i + self.batch_size])  # distributed: this rank's share
+            idx = parallel.shard(order[i : i + self.batch_size])  # distributed: this rank's share
             x, y = self.images[idx], self.targets[idx]
             if x.device != self.device:  # a split too big for the GPU: copy each batch over
                 x, y = x.pin_memory().to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -131,8 +147,10 @@ def adamw(model: nn.Module, lr: float, weight_decay: float = 0.01, backbone_lr_s
     groups = model.parameters()
     if backbone_lr_scale != 1:
         head = head_parameters(model)
-        groups = [{"params": [p for p in model.parameters() if p in head], "lr": lr},
-                  {"params": [p for p in model.parameters() if p not in head], "lr": lr * backbone_lr_scale}]
+        groups = [
+            {"params": [p for p in model.parameters() if p in head], "lr": lr},
+            {"params": [p for p in model.parameters() if p not in head], "lr": lr * backbone_lr_scale},
+        ]
     return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=True)
 
 
@@ -154,8 +172,13 @@ def start_model(params: TrainParams, classes: list[str], channels: int) -> tuple
     """
     run = pipeline_checkpoint(params.weights) if params.weights else None
     # A checkpoint replaces every tensor: no download of hub weights it would overwrite.
-    model = create(params.model, len(classes), channels, params.pretrained and not run and not params.init_from,
-                   "" if run else params.weights)
+    model = create(
+        params.model,
+        len(classes),
+        channels,
+        params.pretrained and not run and not params.init_from,
+        "" if run else params.weights,
+    )
     init = carry(model, params.model, classes, run, params.weights) if run else None
     if params.init_from:
         ckpt = read_checkpoint(starter.resolve(params.init_from))
@@ -165,9 +188,16 @@ def start_model(params: TrainParams, classes: list[str], channels: int) -> tuple
     return model, init
 
 
-def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
-                weight: torch.Tensor | None = None, desc: str = "", scheduler=None,
-                label_smoothing: float = 0.0, mix=None) -> tuple[float, float, int]:
+def train_epoch(
+    model: nn.Module,
+    batches: Batches,
+    optimizer: torch.optim.Optimizer,
+    weight: torch.Tensor | None = None,
+    desc: str = "",
+    scheduler=None,
+    label_smoothing: float = 0.0,
+    mix=None,
+) -> tuple[float, float, int]:
     """One pass over `batches`; returns (mean loss, accuracy, images seen).
     scheduler: stepped after every batch (a per-step schedule such as OneCycleLR).
     mix: `mixing()`'s Mixup, which blends each batch and softens its targets (the accuracy
@@ -199,9 +229,15 @@ def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optim
     return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen
 
 
-def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-        classes: list[str], extra: dict | None = None, state_path: str | Path | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> tuple[list[dict], dict]:
+def fit(
+    params: TrainParams,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    classes: list[str],
+    extra: dict | None = None,
+    state_path: str | Path | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[list[dict], dict]:
     """Train `params.model` on `train`, keep the weights with the best val accuracy.
 
     train, val: (images uint8 (N, C, H, W), targets: class indices (N,) or, to train on
@@ -218,8 +254,13 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
     (fer.training.parallel); all return the same history, and only rank 0 writes `state_path`.
     """
     run = _setup(params, train, val, classes, extra or {})
-    fingerprint = {"params": params.model_dump(), "classes": list(classes), "train": list(train[0].shape),
-                   "val": list(val[0].shape), "targets": _digest(train[1], val[1])}
+    fingerprint = {
+        "params": params.model_dump(),
+        "classes": list(classes),
+        "train": list(train[0].shape),
+        "val": list(val[0].shape),
+        "targets": _digest(train[1], val[1]),
+    }
     so_far = restore(state_path, fingerprint, run.stateful(), run.generator) or Progress()
     if so_far.history:
         tqdm.write(f"resuming after epoch {len(so_far.history)} from {state_path}")
@@ -235,8 +276,10 @@ def fit(params: TrainParams, train: tuple[np.ndarray, np.ndarray], val: tuple[np
         if state_path and parallel.is_main():
             save(state_path, fingerprint, so_far, run.stateful(), run.generator)
         if so_far.stopped:
-            tqdm.write(f"early stop: no better val accuracy for {so_far.since_best} epochs; "
-                       f"keeping epoch {so_far.best['epoch']}")
+            tqdm.write(
+                f"early stop: no better val accuracy for {so_far.since_best} epochs; "
+                f"keeping epoch {so_far.best['epoch']}"
+            )
             break
     return so_far.history, so_far.best
 
@@ -290,30 +333,53 @@ def _setup(params: TrainParams, train: tuple, val: tuple, classes: list[str], ex
     # channels_last: faster convolutions on GPUs and, with oneDNN, on CPUs too (1.1-1.5x here)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = adamw(model, params.lr, params.weight_decay, params.backbone_lr_scale)
-    batches = Batches(on_device(train[0], device), torch.tensor(train[1]), params.batch_size,
-                      augmentation(params.augment, cfg), device, generator)
+    batches = Batches(
+        on_device(train[0], device),
+        torch.tensor(train[1]),
+        params.batch_size,
+        augmentation(params.augment, cfg),
+        device,
+        generator,
+    )
     scheduler, per_step = _scheduler(params, optimizer, len(batches))
     # Compiled for training only (evaluation sees other batch sizes); the weights are shared.
     step_model = parallel.wrap(model)
     step_model = torch.compile(step_model) if params.compile else step_model
-    return Run(params, list(classes), extra, device, model, step_model, cfg, init, optimizer, scheduler, per_step,
-               batches, (on_device(val[0], device), torch.tensor(val[1])),
-               _class_weight(params, len(classes), train[1], device), mixing(params, len(classes)), generator)
+    return Run(
+        params,
+        list(classes),
+        extra,
+        device,
+        model,
+        step_model,
+        cfg,
+        init,
+        optimizer,
+        scheduler,
+        per_step,
+        batches,
+        (on_device(val[0], device), torch.tensor(val[1])),
+        _class_weight(params, len(classes), train[1], device),
+        mixing(params, len(classes)),
+        generator,
+    )
 
 
 def _scheduler(params: TrainParams, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> tuple:
     """(scheduler, the same if it steps per batch else None) as train.schedule says."""
     if params.schedule == "onecycle":  # warm up to lr over 30% of the steps, then anneal to ~0: stepped per batch
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=params.epochs * steps_per_epoch)
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=params.epochs * steps_per_epoch
+        )
         return scheduler, scheduler
     # cut lr when the val loss stops falling: stepped per epoch
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience), None
+        optimizer, mode="min", factor=params.lr_factor, patience=params.lr_patience
+    ), None
 
 
 def _class_weight(params: TrainParams, num_classes: int, targets: np.ndarray, device: torch.device):
-    """"balanced": each class weighs in inversely to its frequency (FER2013's disgust is 1.5%); else None."""
+    """ "balanced": each class weighs in inversely to its frequency (FER2013's disgust is 1.5%); else None."""
     if params.class_weights != "balanced":
         return None
     labels = targets.argmax(1) if targets.ndim == 2 else targets  # votes: each image's top class
@@ -329,12 +395,20 @@ def _epoch(run: Run, epoch: int, done: int, state_path: str | Path | None) -> di
     parallel.reseed(p.seed, epoch)
     try:
         train_loss, train_acc, seen = train_epoch(
-            run.step_model, run.batches, run.optimizer, run.weight, desc=f"epoch {epoch}/{p.epochs}",
-            scheduler=run.per_step, label_smoothing=p.label_smoothing, mix=run.mix)
+            run.step_model,
+            run.batches,
+            run.optimizer,
+            run.weight,
+            desc=f"epoch {epoch}/{p.epochs}",
+            scheduler=run.per_step,
+            label_smoothing=p.label_smoothing,
+            mix=run.mix,
+        )
     except torch.cuda.OutOfMemoryError:
         raise FerError(
             f"the GPU ran out of memory at train.batch_size={p.batch_size} ({p.model}, "
-            f"{run.cfg['input_size'][1]}px); try train.batch_size={max(1, p.batch_size // 2)}") from None
+            f"{run.cfg['input_size'][1]}px); try train.batch_size={max(1, p.batch_size // 2)}"
+        ) from None
     train_loss, train_acc = parallel.epoch_means(train_loss, train_acc, seen)
     if not np.isfinite(train_loss):
         kept = f"; the state after epoch {done} is kept in {state_path}" if state_path and done else ""
@@ -345,9 +419,15 @@ def _epoch(run: Run, epoch: int, done: int, state_path: str | Path | None) -> di
     val_loss = F.cross_entropy(logits, targets).item()
     if run.per_step is None:
         run.scheduler.step(val_loss)
-    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-            "val_acc": (logits.argmax(1) == (targets.argmax(1) if targets.dim() == 2 else targets)).float().mean().item(), "lr": run.optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - start}
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "val_loss": val_loss,
+        "val_acc": (logits.argmax(1) == (targets.argmax(1) if targets.dim() == 2 else targets)).float().mean().item(),
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def _keep_best(run: Run, so_far: Progress, epoch: int) -> None:
@@ -357,18 +437,30 @@ def _keep_best(run: Run, so_far: Progress, epoch: int) -> None:
         so_far.best_acc, so_far.since_best = val_acc, 0
         so_far.best = {
             "model": copy.deepcopy({k: v.cpu() for k, v in run.model.state_dict().items()}),
-            "model_name": run.params.model, "classes": run.classes, "data_config": run.cfg,
-            "params": run.params.model_dump(), "extra": run.extra, "epoch": epoch, "val_acc": val_acc,
-            "init": run.init, "optimizer": copy.deepcopy(run.optimizer.state_dict()),
+            "model_name": run.params.model,
+            "classes": run.classes,
+            "data_config": run.cfg,
+            "params": run.params.model_dump(),
+            "extra": run.extra,
+            "epoch": epoch,
+            "val_acc": val_acc,
+            "init": run.init,
+            "optimizer": copy.deepcopy(run.optimizer.state_dict()),
         }
     else:
         so_far.since_best += 1
         so_far.stopped = bool(run.params.early_stopping and so_far.since_best >= run.params.early_stopping)
 
 
-def train_run(params: Params, train: tuple[np.ndarray, pd.DataFrame], val: tuple[np.ndarray, pd.DataFrame],
-              cache_meta: dict, state_path: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None,
-              **extra) -> tuple[list[dict], dict, float]:
+def train_run(
+    params: Params,
+    train: tuple[np.ndarray, pd.DataFrame],
+    val: tuple[np.ndarray, pd.DataFrame],
+    cache_meta: dict,
+    state_path: str | Path | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    **extra,
+) -> tuple[list[dict], dict, float]:
     """One training run as the train stage and every cross-validation fold run it.
 
     train, val: cached images and their facts (`fer.data.cache`). `fit` on the cache's
@@ -380,8 +472,13 @@ def train_run(params: Params, train: tuple[np.ndarray, pd.DataFrame], val: tuple
     """
     classes, votes = cache_meta["classes"], params.data.ferplus_labels == "distribution"
     start = time.perf_counter()
-    history, best = fit(params.train, *((x, targets(facts, classes, votes)) for x, facts in (train, val)), classes,
-                        extra={"preprocess": params.preprocess.model_dump(), "data": params.data.model_dump(), **extra},
-                        state_path=state_path, on_epoch=on_epoch)
+    history, best = fit(
+        params.train,
+        *((x, targets(facts, classes, votes)) for x, facts in (train, val)),
+        classes,
+        extra={"preprocess": params.preprocess.model_dump(), "data": params.data.model_dump(), **extra},
+        state_path=state_path,
+        on_epoch=on_epoch,
+    )
     best["data_config"] = {**best["data_config"], "face": cache_meta.get("face"), "framing": cache_meta.get("framing")}
     return history, best, time.perf_counter() - start

@@ -31,11 +31,11 @@ from fer.io import atomic_path, write_text
 DROP = ("optimizer",)  # what fine-tuning and prediction never read
 TERMS = {
     "fer2013": "FER2013 was released for the ICML 2013 workshop challenge *Challenges in Representation Learning: "
-               "Facial Expression Recognition* (Goodfellow et al., 2013) for research; its faces were collected "
-               "from the web by image search and their copyright stays with their owners. Check those terms "
-               "before any commercial use: this model inherits them.",
+    "Facial Expression Recognition* (Goodfellow et al., 2013) for research; its faces were collected "
+    "from the web by image search and their copyright stays with their owners. Check those terms "
+    "before any commercial use: this model inherits them.",
     "ferplus": "FER+ (Barsoum et al., 2016) relabels FER2013's faces; its labels are under the MIT licence, the "
-               "faces keep FER2013's terms (research use; copyright with their owners). This model inherits them.",
+    "faces keep FER2013's terms (research use; copyright with their owners). This model inherits them.",
 }
 
 
@@ -46,8 +46,16 @@ def shrink(ckpt: dict) -> dict:
     return small
 
 
-def pack(checkpoint: str | Path, out: str | Path, test_metrics: dict, split: dict, crossdataset: list[dict],
-         command: str, plots: str | Path | None = None, tta: str = "flip") -> dict[str, str]:
+def pack(
+    checkpoint: str | Path,
+    out: str | Path,
+    test_metrics: dict,
+    split: dict,
+    crossdataset: list[dict],
+    command: str,
+    plots: str | Path | None = None,
+    tta: str = "flip",
+) -> dict[str, str]:
     """Write the starter's checkpoint, ONNX file, model card and SHA256SUMS to `out`; returns
     the hashes. crossdataset: `fer-crossdataset`'s results on other datasets; tta: as the
     run's evaluate.tta (the ONNX graph does it)."""
@@ -78,8 +86,9 @@ def _commit() -> str:
     """The commit the packing ran at (+ "-dirty" with uncommitted changes), or "" outside git."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
     return head.stdout.strip() + ("-dirty" if dirty else "")
@@ -96,11 +105,11 @@ and `fer-video` answer on a photo before any training, and small datasets fine-t
 (`train.init_from=starter`).
 
 ## How it was made
-- Command: `{made['command']}`, at commit `{made['commit'] or 'unknown'}`.
+- Command: `{made["command"]}`, at commit `{made["commit"] or "unknown"}`.
 - Weights stored as float16 in `{starter.CHECKPOINT.name}` and `{starter.ONNX.name}` (computed in float32);
   their SHA-256 hashes are in `{starter.HASHES.name}` (`sha256sum -c {starter.HASHES.name}`).
-- Training data: `{data.get('source', '?')}` (format `{data.get('format', '?')}`).
-  {TERMS.get(data.get('format'), 'See the training data for its terms of use.')}
+- Training data: `{data.get("source", "?")}` (format `{data.get("format", "?")}`).
+  {TERMS.get(data.get("format"), "See the training data for its terms of use.")}
 {other_datasets(crossdataset)}
 ## Known failure cases
 - Faces turned far aside (profiles) are read worse, and the detector misses some of them.
@@ -118,13 +127,19 @@ def other_datasets(results: list[dict]) -> str:
     rows = []
     for r in results:
         ece = f"{r['ece']:.3f}" if "ece" in r else ""
-        worst = "; ".join(f"{a}: worst {g['worst']} {g['worst_accuracy']:.1%}, best {g['best']} {g['best_accuracy']:.1%}"
-                          for a, g in r.get("groups", {}).items())
-        rows.append(f"| {Path(str(r['dataset'])).name} ({r['protocol']}) | {r['test_images']} | {r['accuracy']:.1%} | "
-                    f"{r['macro_f1']:.3f} | {ece} | {r['no_face']} | {worst} |")
-    return ("\n## On other datasets (never trained on; `fer-crossdataset`, fer-predict's path)\n"
-            "| set | images | accuracy | macro-F1 | ECE | no face found | per group |\n"
-            "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+        worst = "; ".join(
+            f"{a}: worst {g['worst']} {g['worst_accuracy']:.1%}, best {g['best']} {g['best_accuracy']:.1%}"
+            for a, g in r.get("groups", {}).items()
+        )
+        rows.append(
+            f"| {Path(str(r['dataset'])).name} ({r['protocol']}) | {r['test_images']} | {r['accuracy']:.1%} | "
+            f"{r['macro_f1']:.3f} | {ece} | {r['no_face']} | {worst} |"
+        )
+    return (
+        "\n## On other datasets (never trained on; `fer-crossdataset`, fer-predict's path)\n"
+        "| set | images | accuracy | macro-F1 | ECE | no face found | per group |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,9 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command", required=True, help="the command that trained the checkpoint, for the card")
     args = parser.parse_args(argv)
     with user_errors(FileNotFoundError, json.JSONDecodeError):
-        hashes = pack(args.checkpoint, args.out, json.loads(args.test_metrics.read_text()),
-                      json.loads(args.split_metrics.read_text()),
-                      [json.loads(p.read_text()) for p in args.crossdataset], args.command, args.plots, args.tta)
+        hashes = pack(
+            args.checkpoint,
+            args.out,
+            json.loads(args.test_metrics.read_text()),
+            json.loads(args.split_metrics.read_text()),
+            [json.loads(p.read_text()) for p in args.crossdataset],
+            args.command,
+            args.plots,
+            args.tta,
+        )
     size = sum((args.out / name).stat().st_size for name in hashes)
     print(f"starter: {len(hashes)} files in {args.out} ({size / 1e6:.1f} MB), hashes in {starter.HASHES.name}")
     return 0

@@ -29,8 +29,10 @@ from fer.io import check_writable, write_csv, write_text
 from fer.progress import progress
 
 DEFAULT_CHECKPOINT = "models/best.pt"
-CHECKPOINT_HELP = (f"a train-stage checkpoint, or 'starter' (default: {DEFAULT_CHECKPOINT} if this folder has a model "
-                   "of your own, else the starter model that ships in starter/)")
+CHECKPOINT_HELP = (
+    f"a train-stage checkpoint, or 'starter' (default: {DEFAULT_CHECKPOINT} if this folder has a model "
+    "of your own, else the starter model that ships in starter/)"
+)
 UNCERTAIN = "uncertain"  # the label of a face answered with less than --min-confidence
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}  # fer-video's
 
@@ -105,8 +107,11 @@ class TorchModel:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         from fer.training.model import predict
 
-        return predict(self.model, batch, self.data_config, self.device, tta=self.tta,
-                       temperature=self.temperature).exp().numpy()
+        return (
+            predict(self.model, batch, self.data_config, self.device, tta=self.tta, temperature=self.temperature)
+            .exp()
+            .numpy()
+        )
 
 
 class OnnxModel:
@@ -120,9 +125,11 @@ class OnnxModel:
         try:
             self.session = onnxruntime.InferenceSession(str(path), providers=onnxruntime.get_available_providers())
         except Exception as e:  # onnxruntime's own errors (InvalidProtobuf, Fail, ...) share no base class
-            raise FerError(f"{path} is not a readable ONNX model ({type(e).__name__}): a copy cut short or a file "
-                           "of another kind looks like this; export it again (dvc repro export) or copy it "
-                           "again") from None
+            raise FerError(
+                f"{path} is not a readable ONNX model ({type(e).__name__}): a copy cut short or a file "
+                "of another kind looks like this; export it again (dvc repro export) or copy it "
+                "again"
+            ) from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:
             raise FerError(f"{path} has no class metadata; export it with the pipeline's export stage")
@@ -135,8 +142,10 @@ class OnnxModel:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         probs = self.session.run(None, {"pixels": batch.astype(np.float32)})[0]
         if not np.isfinite(probs).all():  # damaged weights give NaN; never pass them on as probabilities
-            raise FerError(f"{self.path} gives probabilities that are not numbers (NaN or infinite): its weights "
-                           "are damaged; export it again (dvc repro export) or copy it again")
+            raise FerError(
+                f"{self.path} gives probabilities that are not numbers (NaN or infinite): its weights "
+                "are damaged; export it again (dvc repro export) or copy it again"
+            )
         return probs
 
 
@@ -180,8 +189,9 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def predict_files(files: list, model, detect: bool = True, batch_size: int = 64, read=read_photo,
-                  min_confidence: float = 0.0):
+def predict_files(
+    files: list, model, detect: bool = True, batch_size: int = 64, read=read_photo, min_confidence: float = 0.0
+):
     """One row per face (file, box, label, confidence: its highest probability, a probability
     per class) and one per unreadable file. A face whose confidence is under `min_confidence`
     is labelled `UNCERTAIN` (its probabilities are kept).
@@ -213,8 +223,11 @@ def predict_files(files: list, model, detect: bool = True, batch_size: int = 64,
         probs.append(model(np.stack(crops)))
     probs = np.concatenate(probs) if probs else np.zeros((0, len(model.classes)))
     faces = pd.DataFrame(rows, columns=["file", "x", "y", "w", "h"])
-    faces["label"] = [model.classes[i] if p >= min_confidence else UNCERTAIN
-                      for i, p in zip(probs.argmax(1), probs.max(1))] if len(probs) else []
+    faces["label"] = (
+        [model.classes[i] if p >= min_confidence else UNCERTAIN for i, p in zip(probs.argmax(1), probs.max(1))]
+        if len(probs)
+        else []
+    )
     faces["confidence"] = probs.max(1) if len(probs) else []
     for i, c in enumerate(model.classes):
         faces[c] = probs[:, i]
@@ -254,20 +267,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--annotate", metavar="DIR", help="write copies of the photos with boxes and labels")
     parser.add_argument("--batch-size", type=positive, default=64, help="faces classified at once (default 64)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--tta", choices=["flip", "none"],
-                        help="flip: average each face with its mirror image, as evaluate.tta=flip (the default) "
-                             "scores the test split; an ONNX file does what it was exported with")
-    parser.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
-                        help=f"label a face '{UNCERTAIN}' (probabilities still given) when its highest probability is "
-                             "under P; the model card says which P gives which accuracy and coverage on the test split")
+    parser.add_argument(
+        "--tta",
+        choices=["flip", "none"],
+        help="flip: average each face with its mirror image, as evaluate.tta=flip (the default) "
+        "scores the test split; an ONNX file does what it was exported with",
+    )
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help=f"label a face '{UNCERTAIN}' (probabilities still given) when its highest probability is "
+        "under P; the model card says which P gives which accuracy and coverage on the test split",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.min_confidence <= 1:
         parser.error(f"--min-confidence is a probability, 0 to 1 (got {args.min_confidence:g})")
     with user_errors(FileNotFoundError):
         model, line = answering_model(args.checkpoint, args.onnx, args.device, args.tta)
         if args.onnx and args.tta and args.tta != model.tta:
-            raise FerError(f"{args.onnx} was exported with tta {model.tta}, so --tta {args.tta} cannot apply; "
-                           f"export again with evaluate.tta={args.tta}, or leave out --tta")
+            raise FerError(
+                f"{args.onnx} was exported with tta {model.tta}, so --tta {args.tta} cannot apply; "
+                f"export again with evaluate.tta={args.tta}, or leave out --tta"
+            )
         print(line, file=sys.stderr)
         files = expand(args.inputs)
         if videos := [str(f) for f in files if f.suffix.lower() in VIDEO_SUFFIXES]:
@@ -279,8 +302,9 @@ def main(argv: list[str] | None = None) -> int:
                 check_writable(path, flag)
         if args.annotate:
             check_writable(args.annotate, "--annotate", folder=True)
-        faces, errors = predict_files(files, model, detect=not args.no_detect, batch_size=args.batch_size,
-                                      min_confidence=args.min_confidence)
+        faces, errors = predict_files(
+            files, model, detect=not args.no_detect, batch_size=args.batch_size, min_confidence=args.min_confidence
+        )
         for e in errors.itertuples():
             print(f"skipped {e.file}: {e.error}", file=sys.stderr)
         write_answers(faces, args.json, args.csv, args.annotate)
@@ -313,16 +337,22 @@ def report(files: list, faces: pd.DataFrame, errors: pd.DataFrame, min_confidenc
     if faces.attrs.get("interrupted"):
         print(f"stopped: the {len(faces)} face(s) found before Ctrl-C are written", file=sys.stderr)
         return 130
-    uncertain = f", {(faces['label'] == UNCERTAIN).sum()} uncertain (under {min_confidence:g})" if min_confidence else ""
-    print(f"{len(faces)} face(s){uncertain} in {len(files) - len(errors)} image(s); {len(errors)} unreadable",
-          file=sys.stderr)
+    uncertain = (
+        f", {(faces['label'] == UNCERTAIN).sum()} uncertain (under {min_confidence:g})" if min_confidence else ""
+    )
+    print(
+        f"{len(faces)} face(s){uncertain} in {len(files) - len(errors)} image(s); {len(errors)} unreadable",
+        file=sys.stderr,
+    )
     seen = set(errors["file"]) | set(faces["file"])
     faceless = [str(f) for f in files if str(f) not in seen]
     if faceless:
         more = f" and {len(faceless) - 3} more" if len(faceless) > 3 else ""
-        print(f"no face found in {len(faceless)} image(s): {', '.join(faceless[:3])}{more}. The detector "
-              f"({DETECTOR}) misses faces turned far aside or under {MIN_FACE} px; for face crops use --no-detect",
-              file=sys.stderr)
+        print(
+            f"no face found in {len(faceless)} image(s): {', '.join(faceless[:3])}{more}. The detector "
+            f"({DETECTOR}) misses faces turned far aside or under {MIN_FACE} px; for face crops use --no-detect",
+            file=sys.stderr,
+        )
     if len(errors) == len(files):
         print(f"error: none of the {len(files)} image(s) could be read (see the lines above)", file=sys.stderr)
         return 1

@@ -61,7 +61,9 @@ class Track:
         """The face's box and landmarks carried forward to `frame` at its last speed."""
         dx, dy = (v * (frame - self.seen) for v in self.velocity)
         x, y, w, h = self.face.box
-        return Face((x + dx, y + dy, w, h), tuple((px + dx, py + dy) for px, py in self.face.landmarks), self.face.score)
+        return Face(
+            (x + dx, y + dy, w, h), tuple((px + dx, py + dy) for px, py in self.face.landmarks), self.face.score
+        )
 
 
 @dataclass
@@ -131,9 +133,11 @@ def open_video(source: str):
         raise FerError(f"no such video file: {source}")
     cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
     if not cap.isOpened():
-        raise FerError(f"cannot open {source} as a video: OpenCV's FFmpeg backend reads mp4, avi, mov, mkv and "
-                       "webm files, camera indices and rtsp/http streams; a file cut short before its index "
-                       "(an mp4 copied in part) looks like this too")
+        raise FerError(
+            f"cannot open {source} as a video: OpenCV's FFmpeg backend reads mp4, avi, mov, mkv and "
+            "webm files, camera indices and rtsp/http streams; a file cut short before its index "
+            "(an mp4 copied in part) looks like this too"
+        )
     return cap
 
 
@@ -167,8 +171,9 @@ class Outputs:
         if rows:
             pd.DataFrame(rows).to_csv(self.csv, header=self.rows == 0, index=False)
             if self.json:  # a JSON array written record by record: "[", records joined by ",", "]" at close
-                self.json.write("".join(("\n" if self.rows + i == 0 else ",\n") + json.dumps(r)
-                                        for i, r in enumerate(rows)))
+                self.json.write(
+                    "".join(("\n" if self.rows + i == 0 else ",\n") + json.dumps(r) for i, r in enumerate(rows))
+                )
             self.rows += len(rows)
         for r in rows:
             s = self.summary.setdefault(r["track"], {"first": r["time"], "frames": 0, "labels": {}})
@@ -183,8 +188,9 @@ class Outputs:
         image = frame.bgr.copy()
         if self.writer is None:
             height, width = image.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.out_dir / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                                          self.fps, (width, height))
+            self.writer = cv2.VideoWriter(
+                str(self.out_dir / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height)
+            )
         for r in rows:
             x, y, w, h = (r[k] for k in ("x", "y", "w", "h"))
             cv2.rectangle(image, (x, y), (x + w, y + h), (40, 40, 255), 2)
@@ -195,8 +201,20 @@ class Outputs:
     def close(self) -> pd.DataFrame:
         """End the files; write and return tracks.csv (one row per track)."""
         if self.rows == 0:  # no face in the whole video: the header alone, so the file still reads
-            columns = ["time", "frame", "track", "x", "y", "w", "h", "label", "confidence", *self.classes,
-                       "smoothed_label", *(f"smoothed_{c}" for c in self.classes)]
+            columns = [
+                "time",
+                "frame",
+                "track",
+                "x",
+                "y",
+                "w",
+                "h",
+                "label",
+                "confidence",
+                *self.classes,
+                "smoothed_label",
+                *(f"smoothed_{c}" for c in self.classes),
+            ]
             pd.DataFrame(columns=columns).to_csv(self.csv, index=False)
         self.csv.close()
         if self.json:
@@ -216,16 +234,35 @@ def track_summary(summary: dict[int, dict], classes: list[str], fps: float) -> p
     rows = []
     for track, s in sorted(summary.items()):
         shares = {f"share_{c}": s["labels"].get(c, 0) / s["frames"] for c in labels}
-        rows.append({"track": track, "first_seen": s["first"], "last_seen": s["last"],
-                     "seconds": round(s["frames"] / fps, 3), "frames": s["frames"],
-                     "dominant": max(s["labels"], key=s["labels"].get), **shares})
-    return pd.DataFrame(rows, columns=["track", "first_seen", "last_seen", "seconds", "frames", "dominant",
-                                       *(f"share_{c}" for c in labels)])
+        rows.append(
+            {
+                "track": track,
+                "first_seen": s["first"],
+                "last_seen": s["last"],
+                "seconds": round(s["frames"] / fps, 3),
+                "frames": s["frames"],
+                "dominant": max(s["labels"], key=s["labels"].get),
+                **shares,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["track", "first_seen", "last_seen", "seconds", "frames", "dominant", *(f"share_{c}" for c in labels)],
+    )
 
 
-def process(source: str, model, out_dir: str | Path, detect_every: int = 1, tau: float = 0.5, batch_size: int = 32,
-            annotate: bool = False, json_out: bool = False, min_confidence: float = 0.0,
-            max_frames: int | None = None) -> dict:
+def process(
+    source: str,
+    model,
+    out_dir: str | Path,
+    detect_every: int = 1,
+    tau: float = 0.5,
+    batch_size: int = 32,
+    annotate: bool = False,
+    json_out: bool = False,
+    min_confidence: float = 0.0,
+    max_frames: int | None = None,
+) -> dict:
     """Follow and score every face of `source` (see the module's doc), writing to `out_dir` as
     it goes. Returns what was done: frames read, expected (from the file's header; 0 for
     streams), tracks, frames per second, and seconds per phase (decode, detect, classify,
@@ -264,10 +301,21 @@ def process(source: str, model, out_dir: str | Path, detect_every: int = 1, tau:
         finally:
             cap.release()
             tracks = out.close()
-    wall = time.perf_counter() - start
-    return {"frames": index, "expected_frames": expected, "fps_video": fps, "tracks": len(tracks),
-            "faces": out.rows, "seconds": round(wall, 3), "fps": round(index / wall, 1) if wall else 0.0,
-            "phases": {k: round(v, 3) for k, v in seconds.items()}}
+    return _done(index, expected, fps, len(tracks), out.rows, time.perf_counter() - start, seconds)
+
+
+def _done(frames: int, expected: int, fps: float, tracks: int, faces: int, wall: float, seconds: dict) -> dict:
+    """`process`' account of what it did."""
+    return {
+        "frames": frames,
+        "expected_frames": expected,
+        "fps_video": fps,
+        "tracks": tracks,
+        "faces": faces,
+        "seconds": round(wall, 3),
+        "fps": round(frames / wall, 1) if wall else 0.0,
+        "phases": {k: round(v, 3) for k, v in seconds.items()},
+    }
 
 
 def _flush(pending: list[Frame], model, out: Outputs, tau: float, min_confidence: float, seconds: dict) -> None:
@@ -285,11 +333,22 @@ def _flush(pending: list[Frame], model, out: Outputs, tau: float, min_confidence
             row += 1
             smoothed = smooth(track, p, frame.time, tau)
             x, y, w, h = rounded(face.box)
-            rows.append({"time": round(frame.time, 4), "frame": frame.index, "track": track.id,
-                         "x": x, "y": y, "w": w, "h": h, "label": _label(p, model.classes, min_confidence),
-                         "confidence": float(p.max()), **dict(zip(model.classes, map(float, p))),
-                         "smoothed_label": _label(smoothed, model.classes, min_confidence),
-                         **{f"smoothed_{c}": float(v) for c, v in zip(model.classes, smoothed)}})
+            rows.append(
+                {
+                    "time": round(frame.time, 4),
+                    "frame": frame.index,
+                    "track": track.id,
+                    "x": x,
+                    "y": y,
+                    "w": w,
+                    "h": h,
+                    "label": _label(p, model.classes, min_confidence),
+                    "confidence": float(p.max()),
+                    **dict(zip(model.classes, map(float, p))),
+                    "smoothed_label": _label(smoothed, model.classes, min_confidence),
+                    **{f"smoothed_{c}": float(v) for c, v in zip(model.classes, smoothed)},
+                }
+            )
         out.write(frame, rows)
     pending.clear()
     seconds["write"] += time.perf_counter() - t1
@@ -299,8 +358,9 @@ def _label(probs: np.ndarray, classes: list[str], min_confidence: float) -> str:
     return classes[int(probs.argmax())] if probs.max() >= min_confidence else UNCERTAIN
 
 
-def timeline(frames_csv: str | Path, classes: list[str], path: str | Path, max_tracks: int = 8,
-             points: int = 1000) -> None:
+def timeline(
+    frames_csv: str | Path, classes: list[str], path: str | Path, max_tracks: int = 8, points: int = 1000
+) -> None:
     """The smoothed probability of each class over time, one panel per track (the `max_tracks`
     longest in view). frames.csv is read in chunks and each track's curve averaged into at
     most `points` time bins, so a long video plots in flat memory."""
@@ -350,7 +410,8 @@ def clear(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """fer-video's command line, each bad value named by its flag."""
     parser = argparse.ArgumentParser(prog="fer-video", description="Facial expressions over time in a video, per face.")
     parser.add_argument("source", help="a video file (mp4, avi, mov, mkv, webm), a camera index (0) or a stream URL")
     parser.add_argument("--out", required=True, help="folder for frames.csv, tracks.csv, timeline.png, annotated.mp4")
@@ -358,23 +419,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", help="use this exported ONNX model instead of a checkpoint")
     parser.add_argument("--tta", choices=["flip", "none"], help="as fer-predict --tta (default flip)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--detect-every", type=int, default=1, metavar="N",
-                        help="run the face detector on every Nth frame; boxes are carried between (default 1)")
-    parser.add_argument("--smooth", type=float, default=0.5, metavar="SECONDS",
-                        help="time constant of each track's moving average of the probabilities (0: none; default 0.5)")
-    parser.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
-                        help="label a face 'uncertain' when its highest probability is under P (as fer-predict)")
+    parser.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the face detector on every Nth frame; boxes are carried between (default 1)",
+    )
+    parser.add_argument(
+        "--smooth",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="time constant of each track's moving average of the probabilities (0: none; default 0.5)",
+    )
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="label a face 'uncertain' when its highest probability is under P (as fer-predict)",
+    )
     parser.add_argument("--annotate", action="store_true", help="also write annotated.mp4: boxes, track ids, labels")
     parser.add_argument("--json", action="store_true", help="also write frames.json (the rows of frames.csv)")
     parser.add_argument("--batch-size", type=positive, default=32, help="faces classified at once (default 32)")
     parser.add_argument("--max-frames", type=positive, help="stop after this many frames (a camera runs until Ctrl-C)")
     args = parser.parse_args(argv)
-    for bad, why in ((args.detect_every < 1, f"--detect-every is 1 or more (got {args.detect_every})"),
-                     (args.smooth < 0, f"--smooth is 0 seconds or more (got {args.smooth:g})"),
-                     (not 0 <= args.min_confidence <= 1,
-                      f"--min-confidence is a probability, 0 to 1 (got {args.min_confidence:g})")):
+    for bad, why in (
+        (args.detect_every < 1, f"--detect-every is 1 or more (got {args.detect_every})"),
+        (args.smooth < 0, f"--smooth is 0 seconds or more (got {args.smooth:g})"),
+        (not 0 <= args.min_confidence <= 1, f"--min-confidence is a probability, 0 to 1 (got {args.min_confidence:g})"),
+    ):
         if bad:
             parser.error(why)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     with user_errors(FileNotFoundError):
         check_writable(args.out, "--out", folder=True)
         model, line = answering_model(args.checkpoint, args.onnx, args.device, args.tta)
@@ -383,8 +465,18 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr)
         clear(Path(args.out))
         try:
-            done = process(args.source, model, args.out, args.detect_every, args.smooth, args.batch_size,
-                           args.annotate, args.json, args.min_confidence, args.max_frames)
+            done = process(
+                args.source,
+                model,
+                args.out,
+                args.detect_every,
+                args.smooth,
+                args.batch_size,
+                args.annotate,
+                args.json,
+                args.min_confidence,
+                args.max_frames,
+            )
         except KeyboardInterrupt:
             print(f"stopped; what was read is in {args.out}", file=sys.stderr)
             done = None
@@ -393,11 +485,17 @@ def main(argv: list[str] | None = None) -> int:
     if done is None:
         return 130
     if done["expected_frames"] and done["frames"] < done["expected_frames"] and args.max_frames is None:
-        print(f"{args.source} broke off after frame {done['frames']} of the {done['expected_frames']} its header "
-              f"announces (cut short or damaged); the {done['frames']} frames read are written", file=sys.stderr)
-    print(f"{done['frames']} frames, {done['faces']} faces in {done['tracks']} track(s), {done['fps']:.1f} frames/s; "
-          f"{out / 'frames.csv'}, {out / 'tracks.csv'}, {out / 'timeline.png'}"
-          + (f", {out / 'annotated.mp4'}" if args.annotate else ""), file=sys.stderr)
+        print(
+            f"{args.source} broke off after frame {done['frames']} of the {done['expected_frames']} its header "
+            f"announces (cut short or damaged); the {done['frames']} frames read are written",
+            file=sys.stderr,
+        )
+    print(
+        f"{done['frames']} frames, {done['faces']} faces in {done['tracks']} track(s), {done['fps']:.1f} frames/s; "
+        f"{out / 'frames.csv'}, {out / 'tracks.csv'}, {out / 'timeline.png'}"
+        + (f", {out / 'annotated.mp4'}" if args.annotate else ""),
+        file=sys.stderr,
+    )
     return 0
 
 
