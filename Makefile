@@ -1,8 +1,10 @@
 # Two commands for a fresh machine:  make demo  (the whole pipeline on built-in faces)
 #                                    make test  (the test suite)
-# Both create the Python environment first if it is missing. It lives outside the clone,
-# keyed by the hash of requirements.txt and requirements-nodeps.txt, so clones and CI runs share
-# one install; .venv links to it.
+# Both create the Python environment first if it is missing. The packages, at the versions
+# requirements.txt locks, are installed once outside the clone, keyed by the hash of
+# requirements.txt and requirements-nodeps.txt, so clones and CI runs share one install; each
+# clone's own .venv sees them and holds this clone's code and commands, so two clones never
+# run each other's code.
 
 PYTHON ?= python3
 VENV := $(HOME)/.cache/fer-pipeline/venv-$(shell cat requirements.txt requirements-nodeps.txt | sha256sum | cut -c1-12)
@@ -100,24 +102,30 @@ KDEF_GPU_BEST_PARAMS := $(KDEF_GPU_PARAMS) -S preprocess.face_crop=true -S train
 	-S train.lr=3e-4 -S train.schedule=onecycle -S train.epochs=60 -S train.label_smoothing=0.1 \
 	-S train.mixup=0.2 -S train.cutmix=1.0 -S train.augment.erasing=0.25 -S evaluate.tta=flip -S split.folds=10
 
-.PHONY: env demo video-demo fer2013 fer2013-gpu ferplus kdef kdef-gpu starter ckplus photos test
+.PHONY: env lock demo video-demo fer2013 fer2013-gpu ferplus kdef kdef-gpu starter ckplus photos test
 env: .venv/.complete
-	@# fer-predict, fer-video, fer-crossdataset and fer-compare run this clone's code: the environment is shared,
-	@# so another clone's make may have pointed them at its own copy (or an older one, without today's commands)
-	@.venv/bin/python -c "import fer, sys; sys.exit(not fer.__file__.startswith('$(CURDIR)/src/'))" 2>/dev/null \
-		&& test -x .venv/bin/fer-crossdataset -a -x .venv/bin/fer-compare -a -x .venv/bin/fer-video \
-		|| .venv/bin/pip install -q --no-deps --no-build-isolation -e .
 
-.venv/.complete: requirements.txt requirements-nodeps.txt
-	@if [ ! -f $(VENV)/.complete ]; then \
-		echo "creating the Python environment in $(VENV) (about 4 minutes, once)"; \
-		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && \
-		$(VENV)/bin/pip install -q --upgrade pip && \
-		$(VENV)/bin/pip install -q -r requirements.txt && \
-		$(VENV)/bin/pip install -q --no-deps -r requirements-nodeps.txt && \
-		touch $(VENV)/.complete; \
-	fi
-	ln -sfn $(VENV) .venv
+$(VENV)/.complete: requirements.txt requirements-nodeps.txt
+	@echo "creating the Python environment in $(VENV) (about 4 minutes, once)"
+	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q --no-deps -r requirements-nodeps.txt
+	touch $@
+
+# This clone's environment: the shared packages through a .pth file, this clone's code installed
+# editable, and the shared commands (dvc, pytest, ruff, ...) linked beside its own (fer-predict, ...).
+.venv/.complete: $(VENV)/.complete pyproject.toml
+	rm -rf .venv && $(VENV)/bin/python -m venv --without-pip .venv
+	.venv/bin/python -c "import site; print(site.getsitepackages()[0])" > .venv/site
+	$(VENV)/bin/python -c "import site; print(site.getsitepackages()[0])" > $$(cat .venv/site)/shared-packages.pth
+	$(VENV)/bin/pip --python .venv/bin/python install -q --no-deps --no-build-isolation -e .
+	for f in $(VENV)/bin/*; do [ -e .venv/bin/$${f##*/} ] || ln -s $$f .venv/bin/; done
+	touch $@
+
+# requirements.txt from requirements.in: every package at one version, so a commit installs the same ones everywhere
+lock: env
+	pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.txt requirements.in
 
 demo: env
 	dvc exp run $(DEMO_PARAMS)
