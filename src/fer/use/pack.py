@@ -132,7 +132,8 @@ def other_datasets(results: list[dict]) -> str:
             for a, g in r.get("groups", {}).items()
         )
         rows.append(
-            f"| {Path(str(r['dataset'])).name} ({r['protocol']}) | {r['test_images']} | {r['accuracy']:.1%} | "
+            f"| {Path(str(r['dataset'])).name} ({r['protocol']}{'; ' + r['faces'] if 'faces' in r else ''}) | "
+            f"{r['test_images']} | {r['accuracy']:.1%} | "
             f"{r['macro_f1']:.3f} | {ece} | {r['no_face']} | {worst} |"
         )
     return (
