@@ -105,7 +105,8 @@ KDEF_GPU_BEST_PARAMS := $(KDEF_GPU_PARAMS) -S preprocess.face_crop=true -S train
 .PHONY: env lock demo video-demo fer2013 fer2013-gpu ferplus kdef kdef-gpu starter ckplus photos test
 env: .venv/.complete
 
-$(VENV)/.complete: requirements.txt requirements-nodeps.txt
+# No prerequisites: the folder's name is the requirements' hash, and a fresh clone's newer files must not rebuild it
+$(VENV)/.complete:
 	@echo "creating the Python environment in $(VENV) (about 4 minutes, once)"
 	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
@@ -115,7 +116,7 @@ $(VENV)/.complete: requirements.txt requirements-nodeps.txt
 
 # This clone's environment: the shared packages through a .pth file, this clone's code installed
 # editable, and the shared commands (dvc, pytest, ruff, ...) linked beside its own (fer-predict, ...).
-.venv/.complete: $(VENV)/.complete pyproject.toml
+.venv/.complete: $(VENV)/.complete pyproject.toml requirements.txt requirements-nodeps.txt
 	rm -rf .venv && $(VENV)/bin/python -m venv --without-pip .venv
 	.venv/bin/python -c "import site; print(site.getsitepackages()[0])" > .venv/site
 	$(VENV)/bin/python -c "import site; print(site.getsitepackages()[0])" > $$(cat .venv/site)/shared-packages.pth
