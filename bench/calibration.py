@@ -18,10 +18,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from fer.checkpoint import Checkpoint
 from fer.data.cache import load_facts, load_split, read_manifest
 from fer.evaluation.scoring import score_cache
 from fer.training.calibrate import TTAS, calibrate
-from fer.training.model import read_checkpoint, save_checkpoint
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
     train_targets = load_facts(args.prepared_dir, manifest, "train")["target"]
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "calibrated.pt"
-        save_checkpoint(calibrate(read_checkpoint(args.checkpoint), *val, "temperature", args.device), copy)
+        calibrate(Checkpoint.load(args.checkpoint), *val, "temperature", args.device).save(copy)
         figures = {tta: score_cache(copy, *test, train_targets, tta, args.device)[0] for tta in TTAS}
         if args.out:
             shutil.copyfile(copy, args.out)

@@ -41,8 +41,8 @@ from fer.data import formats, kdef, preprocess, sources, synthetic
 from fer.data.cache import load_cache, load_split
 from fer.data.split import assign
 from fer.device import resolve_device
+from fer.models import create, data_config
 from fer.params import AugmentParams, DataParams, TrainParams
-from fer.training.model import create, data_config
 from fer.training.train import Batches, adamw, augmentation, fit, on_device, train_epoch
 
 CACHE = Path.home() / ".cache/fer-pipeline/bench"

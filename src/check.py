@@ -16,17 +16,12 @@ import argparse
 from pathlib import Path
 
 from fer import FerError, starter
+from fer.checkpoint import Checkpoint, find
 from fer.cli import run
 from fer.data import sources
 from fer.data.labels import CLASSES
-from fer.training.model import (
-    check_architecture,
-    check_name,
-    create,
-    pipeline_checkpoint,
-    preprocessing_gaps,
-    read_checkpoint,
-)
+from fer.models import check_name, create
+from fer.training.transfer import check_architecture, preprocessing_gaps
 
 
 def main(params):
@@ -46,8 +41,8 @@ def main(params):
             f"again: copy it first (cp {init} {copy}) and set train.init_from={copy}"
         )
     # Another architecture stops here; other classes, channels or input sizes are carried over.
-    if run := pipeline_checkpoint(params.train.weights):
-        check_architecture(run, params.train.model, f"train.weights {params.train.weights}")
+    if weights := find(params.train.weights):
+        check_architecture(weights, params.train.model, f"train.weights {params.train.weights}")
     elif params.train.weights:  # says if it is missing too; the class count does not matter: the classifier is new
         create(
             params.train.model,
@@ -56,7 +51,7 @@ def main(params):
             weights=params.train.weights,
         )
     if init:
-        ckpt = read_checkpoint(init)
+        ckpt = Checkpoint.load(init)
         check_architecture(ckpt, params.train.model, f"train.init_from {params.train.init_from}")
         pre = params.preprocess
         if gaps := preprocessing_gaps(ckpt, pre.size, pre.grayscale, pre.face_crop, pre.align):

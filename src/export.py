@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 from fer import FerError
+from fer.checkpoint import load_model
 from fer.cli import run
 from fer.data.cache import load_split
 from fer.io import write_json, write_text
-from fer.training.model import load_checkpoint
 from fer.use.export import export_onnx, model_card, parity
 
 TOLERANCE = 1e-4
@@ -28,7 +28,7 @@ def main(params):
     parser.add_argument("card", type=Path)
     parser.add_argument("metrics", type=Path)
     args = parser.parse_args()
-    model, ckpt = load_checkpoint(args.checkpoint)
+    model, ckpt = load_model(args.checkpoint)
     tta = params.evaluate.tta
     export_onnx(model, ckpt, args.onnx, tta=tta)
     images, _ = load_split(args.prepared_dir, args.manifest, "test")

@@ -1,6 +1,6 @@
 """Stage train: fine-tune `train.model` on the cached train split; keep the best-val checkpoint.
 
-Outputs: the checkpoint (self-describing, see fer.training.model) and a dvclive folder: one TSV per
+Outputs: the checkpoint (self-describing, see fer.checkpoint) and a dvclive folder: one TSV per
 metric with a row per epoch, written as each epoch ends (`dvc exp show` and `dvc plots`
 read it while the run goes on), and metrics.json with the last epoch's values and the
 run's summary (best epoch, speed). The checkpoint is then calibrated on the val split
@@ -28,7 +28,6 @@ from fer.cli import run
 from fer.data.cache import load_split
 from fer.training import parallel
 from fer.training.calibrate import calibrate
-from fer.training.model import save_checkpoint
 from fer.training.train import train_run
 
 
@@ -63,11 +62,11 @@ def main(params):
         if not main_rank:
             return
         ckpt = calibrate(best, x_val, m_val, params.evaluate.calibrate, params.train.device)
-        save_checkpoint(ckpt, args.checkpoint)
+        ckpt.save(args.checkpoint)
         live.step = len(history)  # the summary's step is the last epoch run
         for name, value in {
-            "best_epoch": best["epoch"],
-            "best_val_acc": best["val_acc"],
+            "best_epoch": best.epoch,
+            "best_val_acc": best.val_acc,
             "epochs_run": len(history),
             "train_seconds": round(seconds, 1),
             "train_images_per_second": round(len(m_train) * len(history) / seconds, 1),
@@ -77,8 +76,8 @@ def main(params):
             live.log_metric(name, value, plot=False)
     args.state.unlink(missing_ok=True)  # finished: nothing left to resume
     print(
-        f"train: best val accuracy {best['val_acc']:.4f} at epoch {best['epoch']}; calibration temperature "
-        f"{ckpt['temperature'][params.evaluate.tta]:.3f} (val split, tta {params.evaluate.tta}); "
+        f"train: best val accuracy {best.val_acc:.4f} at epoch {best.epoch}; calibration temperature "
+        f"{ckpt.temperature_for(params.evaluate.tta):.3f} (val split, tta {params.evaluate.tta}); "
         f"saved {args.checkpoint}"
     )
 

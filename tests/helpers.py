@@ -113,5 +113,5 @@ def assert_resumes_exactly(params, train, val, classes, state_path, monkeypatch,
     history, best = fer.training.train.fit(params, train, val, classes, state_path=state_path)
     drop = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]  # noqa: E731
     assert drop(history) == drop(ref_history)  # the lr of every epoch included
-    for k in ref_best["model"]:
-        assert torch.equal(best["model"][k], ref_best["model"][k]), k
+    for k in ref_best.weights:
+        assert torch.equal(best.weights[k], ref_best.weights[k]), k

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from fer.evaluation import calibration, groups
+from fer.inference import log_probs
 from fer.training.calibrate import fit_temperature
-from fer.training.model import log_probs
 
 
 def constructed(n=4000, classes=4, scale=1.0, seed=0):

@@ -14,10 +14,12 @@ from PIL import Image
 from sklearn.metrics import f1_score
 
 from fer import FerError
+from fer.checkpoint import Checkpoint, load_model
 from fer.data.preprocess import load_image
 from fer.evaluation.crossdataset import crossdataset, main
+from fer.inference import predict
+from fer.models import create, data_config
 from fer.params import DataParams
-from fer.training.model import create, data_config, load_checkpoint, predict, save_checkpoint
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 MODEL_CLASSES = ["angry", "happy", "neutral", "sad"]  # the model has no contempt; the data has no neutral
@@ -43,17 +45,14 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = create("test_resnet", len(MODEL_CLASSES), 1)
     path = tmp_path_factory.mktemp("ckpt") / "other.pt"
-    save_checkpoint(
-        {
-            "model": model.state_dict(),
-            "model_name": "test_resnet",
-            "classes": MODEL_CLASSES,
-            "data_config": data_config(model, 32, 1),
-            "params": {},
-            "epoch": 1,
-        },
-        path,
-    )
+    Checkpoint(
+        weights=model.state_dict(),
+        model_name="test_resnet",
+        classes=MODEL_CLASSES,
+        data_config=data_config(model, 32, 1),
+        params={},
+        epoch=1,
+    ).save(path)
     return path
 
 
@@ -62,10 +61,10 @@ def test_classes_the_model_lacks_are_reported_apart_and_left_out_of_accuracy(dat
     result, confusion = crossdataset(checkpoint, data, tta="none", device="cpu", crops=True)
 
     # what the model says, face by face, through the preprocess stage's decoding
-    model, ckpt = load_checkpoint(checkpoint)
+    model, ckpt = load_model(checkpoint)
     files = sorted(p for f, c in FOLDERS.items() if c for p in (dataset / f).iterdir())
     x = np.stack([load_image(f, 32, True) for f in files])
-    pred = predict(model, x, ckpt["data_config"], torch.device("cpu")).argmax(1).numpy()
+    pred = predict(model, x, ckpt.data_config, torch.device("cpu")).argmax(1).numpy()
     truth = np.array([MODEL_CLASSES.index(FOLDERS[f.parent.name]) for f in files])
 
     assert result["test_images"] == len(files) == 9
@@ -172,17 +171,14 @@ def test_scoring_gives_each_photo_the_label_fer_predict_gives(tmp_path):
     classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     face = {"detector": "RetinaFace", "margin": 0.3, "no_face": "keep", "align": True, "framing": margin_framing(0.3)}
     checkpoint = tmp_path / "aligned.pt"
-    save_checkpoint(
-        {
-            "model": model.state_dict(),
-            "model_name": "test_resnet",
-            "classes": classes,
-            "data_config": {**data_config(model, 32, 3), "face": face},
-            "params": {},
-            "epoch": 1,
-        },
-        checkpoint,
-    )
+    Checkpoint(
+        weights=model.state_dict(),
+        model_name="test_resnet",
+        classes=classes,
+        data_config={**data_config(model, 32, 3), "face": face},
+        params={},
+        epoch=1,
+    ).save(checkpoint)
 
     result, rows = crossdataset(checkpoint, DataParams(source=str(tmp_path / "kdef"), format="kdef"), device="cpu")
     faces, _ = predict_files(sorted((tmp_path / "kdef").rglob("*.JPG")), TorchModel(checkpoint, "cpu"))

@@ -217,7 +217,7 @@ def test_a_forked_preprocess_worker_finds_what_the_parent_finds():
 
 
 def test_the_onnx_file_and_the_model_card_carry_the_face_crop(tmp_path):
-    from fer.training.model import create, data_config
+    from fer.models import create, data_config
     from fer.use.export import export_onnx, model_card
 
     model = create("test_resnet", 7)

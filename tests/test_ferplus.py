@@ -116,7 +116,7 @@ def test_training_on_vote_shares_learns_with_each_option(vote_arrays, tiny_train
     train, val, classes = vote_arrays
     history, best = fit(tiny_train.model_copy(update={"epochs": 4, **extra}), train, val, classes)
     assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in history)
-    assert 0 <= best["val_acc"] <= 1 and best["classes"] == classes
+    assert 0 <= best.val_acc <= 1 and best.classes == classes
     if not extra:  # the corner's colour is easy to learn: the loss falls
         assert history[-1]["train_loss"] < history[0]["train_loss"]
 
@@ -140,7 +140,6 @@ def test_a_ferplus_cache_trains_on_votes_and_scores_accuracy_and_vote_cross_entr
     from fer.data.cache import load_split
     from fer.evaluation.scoring import score_cache
     from fer.params import Params
-    from fer.training.model import save_checkpoint
     from fer.training.train import train_run
 
     rng = np.random.default_rng(1)
@@ -161,8 +160,8 @@ def test_a_ferplus_cache_trains_on_votes_and_scores_accuracy_and_vote_cross_entr
     params = Params(data=data, train=tiny_train.model_copy(update={"epochs": 1, "batch_size": 16}))
     train, val, test = (load_split(tmp_path / "cache", images, s) for s in ("train", "val", "test"))
     _, best, _ = train_run(params, train, val, meta)
-    assert best["extra"]["data"]["ferplus_labels"] == "distribution" and best["classes"] == meta["classes"]
-    save_checkpoint(best, tmp_path / "best.pt")
+    assert best.extra["data"]["ferplus_labels"] == "distribution" and best.classes == meta["classes"]
+    best.save(tmp_path / "best.pt")
     result, _ = score_cache(tmp_path / "best.pt", *test, train[1]["target"], device="cpu")
     assert 0 <= result["accuracy"] <= 1 and result["test_images"] == len(test[1])
     # cross-entropy to the vote shares: at least their entropy, and finite

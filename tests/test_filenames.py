@@ -89,7 +89,7 @@ def test_each_convention_trains_end_to_end_with_its_classes_and_people_apart(dem
         (x_val, m_val["target"].to_numpy()),
         sorted(JAFFE),
     )
-    assert best["classes"] == sorted(JAFFE) and np.isfinite(history[0]["train_loss"])
+    assert best.classes == sorted(JAFFE) and np.isfinite(history[0]["train_loss"])
 
 
 def test_a_name_the_pattern_misses_is_skipped_and_an_unmapped_label_stops_with_counts(demo_raw, tmp_path):

@@ -4,7 +4,8 @@ import timm
 import torch
 
 from fer import FerError
-from fer.training.model import create, data_config, load_checkpoint, read_checkpoint, save_checkpoint
+from fer.checkpoint import Checkpoint, load_model
+from fer.models import create, data_config
 
 
 @pytest.mark.parametrize("in_chans", [1, 3])
@@ -72,7 +73,7 @@ def test_a_weights_file_that_holds_no_weights_is_an_error(tmp_path):
 
 def test_missing_checkpoint_is_an_error(tmp_path):
     with pytest.raises(FerError, match="checkpoint .*best.pt not found"):
-        load_checkpoint(tmp_path / "best.pt")
+        load_model(tmp_path / "best.pt")
 
 
 def test_greyscale_data_config_has_one_channel():
@@ -83,21 +84,14 @@ def test_greyscale_data_config_has_one_channel():
 def test_checkpoint_rebuilds_the_model_alone(tmp_path):
     model = create("test_resnet", 3, in_chans=1)
     cfg = data_config(model, 32, 1)
-    save_checkpoint(
-        {
-            "model": model.state_dict(),
-            "model_name": "test_resnet",
-            "classes": ["a", "b", "c"],
-            "data_config": cfg,
-            "epoch": 4,
-        },
-        tmp_path / "best.pt",
-    )
-    loaded, ckpt = load_checkpoint(tmp_path / "best.pt")
+    Checkpoint(
+        weights=model.state_dict(), model_name="test_resnet", classes=["a", "b", "c"], data_config=cfg, epoch=4
+    ).save(tmp_path / "best.pt")
+    loaded, ckpt = load_model(tmp_path / "best.pt")
     x = torch.randn(2, 1, 32, 32)
     model.eval()
     torch.testing.assert_close(loaded(x), model(x))
-    assert ckpt["classes"] == ["a", "b", "c"] and ckpt["epoch"] == 4
+    assert ckpt.classes == ["a", "b", "c"] and ckpt.epoch == 4
 
 
 class Payload:
@@ -120,7 +114,7 @@ def test_checkpoint_with_code_is_refused(tmp_path, capsys):
         tmp_path / "evil.pt",
     )
     with pytest.raises(FerError, match="refusing to load"):
-        load_checkpoint(tmp_path / "evil.pt")
+        load_model(tmp_path / "evil.pt")
     assert "this ran" not in capsys.readouterr().out
 
 
@@ -129,21 +123,18 @@ def test_a_file_torch_cannot_read_is_named_unreadable_not_unsafe(tmp_path, damag
     # train.init_from at a failed download used to be refused as "more than weights and plain
     # data", which sends the user looking for pickled code
     model = create("test_resnet", 3)
-    save_checkpoint(
-        {
-            "model": model.state_dict(),
-            "model_name": "test_resnet",
-            "classes": ["a", "b", "c"],
-            "data_config": data_config(model, 32, 3),
-        },
-        tmp_path / "best.pt",
-    )
+    Checkpoint(
+        weights=model.state_dict(),
+        model_name="test_resnet",
+        classes=["a", "b", "c"],
+        data_config=data_config(model, 32, 3),
+    ).save(tmp_path / "best.pt")
     whole = (tmp_path / "best.pt").read_bytes()
     (tmp_path / "init.pt").write_bytes(
         np.random.default_rng(0).bytes(5000) if damage == "random bytes" else whole[: len(whole) // 2]
     )
     with pytest.raises(FerError, match=r"init.pt is not a readable PyTorch checkpoint.*cut short") as e:
-        read_checkpoint(tmp_path / "init.pt")
+        Checkpoint.load(tmp_path / "init.pt")
     assert "refusing" not in str(e.value)
 
 

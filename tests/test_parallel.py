@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from fer.checkpoint import Checkpoint
 from fer.data import kdef, synthetic
 from fer.data.preprocess import build
 from fer.data.split import assign
@@ -73,8 +74,8 @@ def test_two_processes_train_as_one_with_the_same_global_batch(prepared, tmp_pat
     h1, h2 = live_history(one / "live"), live_history(two / "live")
     assert list(h2.index) == list(range(1, TRAIN["epochs"] + 1))
     assert not (two / "state.pt").exists()
-    best = torch.load(two / "best.pt", weights_only=True)
-    assert best["params"]["devices"] == 2 and best["epoch"] in h2.index
+    best = Checkpoint.load(two / "best.pt")
+    assert best.params["devices"] == 2 and best.epoch in h2.index
     # the same global batch of 32 (16 per rank): the same learning, within noise
     assert h2["train_loss"].iloc[0] == pytest.approx(h1["train_loss"].iloc[0], abs=0.05)
     assert h2["train_loss"].iloc[-1] < h2["train_loss"].iloc[0] - 0.1

@@ -11,9 +11,10 @@ import pytest
 import torch
 from helpers import TINY, make_repo, run
 
+from fer.checkpoint import Checkpoint, load_model
 from fer.data.cache import load_split
+from fer.inference import view_logits
 from fer.training.calibrate import fit_temperature
-from fer.training.model import load_checkpoint, view_logits
 from fer.use.predict import OnnxModel, TorchModel
 
 pytestmark = pytest.mark.e2e
@@ -78,23 +79,21 @@ def test_repro_reports_calibration_abstaining_and_who_the_model_fails(repo):
     groups = pd.read_csv(repo / "plots/groups.csv")
     assert set(groups["attribute"]) == varies
     # the temperature was fitted on the val split, never on test
-    ckpt = torch.load(repo / "models/best.pt", weights_only=True)
+    ckpt = Checkpoint.load(repo / "models/best.pt")
     manifest = pd.read_csv(repo / "data/split/manifest.csv")
-    assert ckpt["calibration"] == {
+    assert ckpt.calibration == {
         "method": "temperature",
         "fitted_on": "val",
         "images": (manifest["split"] == "val").sum(),
     }
-    model, _ = load_checkpoint(repo / "models/best.pt")
+    model, _ = load_model(repo / "models/best.pt")
     fitted = {}
     for split in ("val", "test"):
         images, facts = load_split(repo / "data/prepared", manifest, split)
         fitted[split] = fit_temperature(
-            view_logits(model, images, ckpt["data_config"], torch.device("cpu"), tta="flip"), facts["target"]
+            view_logits(model, images, ckpt.data_config, torch.device("cpu"), tta="flip"), facts["target"]
         )
-    assert ckpt["temperature"]["flip"] == pytest.approx(fitted["val"]) and fitted["test"] != pytest.approx(
-        fitted["val"]
-    )
+    assert ckpt.temperature["flip"] == pytest.approx(fitted["val"]) and fitted["test"] != pytest.approx(fitted["val"])
     for png in ("reliability.png", "coverage.png"):
         assert (repo / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     shown = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
@@ -241,10 +240,10 @@ def test_the_demo_trains_on_aligned_face_crops(tmp_path):
     faces = pd.read_csv(repo / "data/prepared/faces.csv")
     assert pre["face_found"] + pre["no_face"] == len(faces) == pre["decoded"] and pre["no_face_skipped"] == 0
     assert pre["face_found"] >= 0.95 * len(faces)  # the straight demo faces: all but a few are found
-    ckpt = torch.load(repo / "models/best.pt", weights_only=True)
-    assert ckpt["data_config"]["face"]["margin"] == 0.2 and ckpt["data_config"]["face"]["no_face"] == "keep"
-    assert ckpt["data_config"]["face"]["align"] is True  # so fer-predict and the ONNX file align too
-    assert OnnxModel(repo / "models/model.onnx").data_config["face"] == ckpt["data_config"]["face"]
+    ckpt = Checkpoint.load(repo / "models/best.pt")
+    assert ckpt.data_config["face"]["margin"] == 0.2 and ckpt.data_config["face"]["no_face"] == "keep"
+    assert ckpt.data_config["face"]["align"] is True  # so fer-predict and the ONNX file align too
+    assert OnnxModel(repo / "models/model.onnx").data_config["face"] == ckpt.data_config["face"]
     assert "aligned: eyes level" in (repo / "models/MODEL_CARD.md").read_text()
     assert 0 <= json.loads((repo / "metrics/metrics.json").read_text())["accuracy"] <= 1
 

@@ -10,9 +10,10 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
+from fer.checkpoint import Checkpoint
 from fer.data import synthetic
+from fer.models import create, data_config
 from fer.training.calibrate import calibrate
-from fer.training.model import create, data_config, save_checkpoint
 from fer.use.export import export_onnx, model_card, parity
 from fer.use.predict import OnnxModel, TorchModel, main, predict_files
 
@@ -26,18 +27,15 @@ def checkpoint(request, tmp_path_factory):
     channels = request.param
     model = create("test_resnet", len(CLASSES), in_chans=channels)
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    save_checkpoint(
-        {
-            "model": model.state_dict(),
-            "model_name": "test_resnet",
-            "classes": CLASSES,
-            "data_config": data_config(model, 48, channels),
-            "epoch": 1,
-            "val_acc": 0.5,
-            "params": {"epochs": 1, "pretrained": False},
-        },
-        path,
-    )
+    Checkpoint(
+        weights=model.state_dict(),
+        model_name="test_resnet",
+        classes=CLASSES,
+        data_config=data_config(model, 48, channels),
+        epoch=1,
+        val_acc=0.5,
+        params={"epochs": 1, "pretrained": False},
+    ).save(path)
     return path
 
 
@@ -153,11 +151,11 @@ def test_no_detect_treats_each_image_as_one_face(checkpoint):
 
 @pytest.mark.parametrize("tta", ["none", "flip"])
 def test_onnx_matches_pytorch(checkpoint, tmp_path, tta):
-    from fer.training.model import load_checkpoint
+    from fer.checkpoint import load_model
 
-    model, ckpt = load_checkpoint(checkpoint)
+    model, ckpt = load_model(checkpoint)
     export_onnx(model, ckpt, tmp_path / "model.onnx", tta=tta)
-    c = ckpt["data_config"]["input_size"][0]
+    c = ckpt.data_config["input_size"][0]
     images = np.random.default_rng(0).integers(0, 256, (20, c, 48, 48), dtype=np.uint8)
     assert parity(model, ckpt, tmp_path / "model.onnx", images, tta) <= 1e-4
     onnx_model = OnnxModel(tmp_path / "model.onnx")
@@ -168,10 +166,10 @@ def test_onnx_matches_pytorch(checkpoint, tmp_path, tta):
 
 
 def test_flip_tta_averages_a_face_with_its_mirror_image(checkpoint, tmp_path):
-    from fer.training.model import load_checkpoint
+    from fer.checkpoint import load_model
 
-    model, ckpt = load_checkpoint(checkpoint)
-    c = ckpt["data_config"]["input_size"][0]
+    model, ckpt = load_model(checkpoint)
+    c = ckpt.data_config["input_size"][0]
     face = np.random.default_rng(1).integers(0, 256, (1, c, 48, 48), dtype=np.uint8)
     one, mirror = TorchModel(checkpoint, "cpu", "none")(face), TorchModel(checkpoint, "cpu", "none")(face[..., ::-1])
     flip = TorchModel(checkpoint, "cpu", "flip")(face)
@@ -188,32 +186,25 @@ def calibrated(checkpoint, tmp_path_factory):
     """The checkpoint calibrated on random "val" faces with random labels: an untrained model
     is over-confident about them, so its temperatures come out well above 1."""
     path = tmp_path_factory.mktemp("calibrated") / "best.pt"
-    ckpt = torch.load(checkpoint, weights_only=True)
-    c = ckpt["data_config"]["input_size"][0]
+    ckpt = Checkpoint.load(checkpoint)
     rng = np.random.default_rng(2)
-    val = rng.integers(0, 256, (64, c, 48, 48), dtype=np.uint8)
-    save_checkpoint(
-        calibrate(ckpt, val, pd.DataFrame({"target": rng.integers(0, len(CLASSES), 64)}), device="cpu"), path
-    )
-    assert ckpt["calibration"] == {"method": "temperature", "fitted_on": "val", "images": 64}
-    assert (
-        all(t > 1.05 for t in ckpt["temperature"].values())
-        and ckpt["temperature"]["none"] != ckpt["temperature"]["flip"]
-    )
+    val = rng.integers(0, 256, (64, ckpt.channels, 48, 48), dtype=np.uint8)
+    calibrate(ckpt, val, pd.DataFrame({"target": rng.integers(0, len(CLASSES), 64)}), device="cpu").save(path)
+    assert ckpt.calibration == {"method": "temperature", "fitted_on": "val", "images": 64}
+    assert all(t > 1.05 for t in ckpt.temperature.values()) and ckpt.temperature["none"] != ckpt.temperature["flip"]
     return path
 
 
 @pytest.mark.parametrize("tta", ["none", "flip"])
 def test_the_checkpoint_the_onnx_file_and_fer_predict_give_the_same_calibrated_probabilities(calibrated, tmp_path, tta):
-    from fer.training.model import load_checkpoint
+    from fer.checkpoint import load_model
 
-    model, ckpt = load_checkpoint(calibrated)
-    t = ckpt["temperature"][tta]
+    model, ckpt = load_model(calibrated)
+    t = ckpt.temperature[tta]
     export_onnx(model, ckpt, tmp_path / "model.onnx", tta=tta)
     onnx_model, torch_model = OnnxModel(tmp_path / "model.onnx"), TorchModel(calibrated, "cpu", tta)
     assert onnx_model.temperature == torch_model.temperature == pytest.approx(t)
-    c = ckpt["data_config"]["input_size"][0]
-    faces = np.random.default_rng(3).integers(0, 256, (16, c, 48, 48), dtype=np.uint8)
+    faces = np.random.default_rng(3).integers(0, 256, (16, ckpt.channels, 48, 48), dtype=np.uint8)
     np.testing.assert_allclose(onnx_model(faces.astype(np.float32)), torch_model(faces), atol=1e-4)
     raw = TorchModel(checkpoint_without_calibration(calibrated, tmp_path), "cpu", tta)(faces)
     assert (torch_model(faces).max(1) < raw.max(1)).all()  # every answer softened: T > 1
@@ -224,9 +215,9 @@ def test_the_checkpoint_the_onnx_file_and_fer_predict_give_the_same_calibrated_p
 
 
 def checkpoint_without_calibration(path, tmp_path):
-    ckpt = torch.load(path, weights_only=True)
-    del ckpt["temperature"], ckpt["calibration"]
-    save_checkpoint(ckpt, tmp_path / "raw.pt")
+    ckpt = Checkpoint.load(path)
+    ckpt.temperature, ckpt.calibration = {}, {}
+    ckpt.save(tmp_path / "raw.pt")
     return tmp_path / "raw.pt"
 
 
@@ -245,7 +236,7 @@ def test_min_confidence_labels_unsure_faces_uncertain_and_keeps_their_probabilit
 
 
 def test_model_card_says_what_was_measured(checkpoint):
-    ckpt = torch.load(checkpoint, weights_only=True)
+    ckpt = Checkpoint.load(checkpoint)
     metrics = {
         "accuracy": 0.9,
         "macro_f1": 0.8,

@@ -11,7 +11,8 @@ import pytest
 import torch
 from matplotlib import cbook
 
-from fer.training.model import create, data_config, save_checkpoint
+from fer.checkpoint import Checkpoint
+from fer.models import create, data_config
 from fer.use import predict
 from fer.use.export import export_onnx
 from fer.use.predict import main
@@ -26,16 +27,10 @@ def model(tmp_path_factory):
     torch.manual_seed(0)
     net = create("test_resnet", len(CLASSES), in_chans=1)
     folder = tmp_path_factory.mktemp("model")
-    ckpt = {
-        "model": net.state_dict(),
-        "model_name": "test_resnet",
-        "classes": CLASSES,
-        "data_config": data_config(net, 48, 1),
-        "epoch": 1,
-        "val_acc": 0.5,
-        "params": {},
-    }
-    save_checkpoint(ckpt, folder / "best.pt")
+    ckpt = Checkpoint(
+        weights=net.state_dict(), model_name="test_resnet", classes=CLASSES, data_config=data_config(net, 48, 1)
+    )
+    ckpt.save(folder / "best.pt")
     export_onnx(net, ckpt, folder / "model.onnx")
     return folder / "best.pt", folder / "model.onnx"
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from fer.checkpoint import Checkpoint
 from fer.data.cache import load_split
 from fer.data.preprocess import build
 from fer.data.split import assign
@@ -72,10 +73,10 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_result(prepared
     history = live_history(killed / "live")
     assert list(history.index) == list(range(1, PARAMS["train"]["epochs"] + 1))
     pd.testing.assert_frame_equal(history.drop(columns=drop), live_history(ref / "live").drop(columns=drop))
-    a, b = (torch.load(d / "best.pt", weights_only=True) for d in (ref, killed))
-    assert a["epoch"] == b["epoch"]
-    for k in a["model"]:
-        assert torch.equal(a["model"][k], b["model"][k]), k
+    a, b = (Checkpoint.load(d / "best.pt") for d in (ref, killed))
+    assert a.epoch == b.epoch
+    for k in a.weights:
+        assert torch.equal(a.weights[k], b.weights[k]), k
 
 
 def test_state_of_other_params_is_not_resumed(prepared, tmp_path):

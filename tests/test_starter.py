@@ -12,10 +12,12 @@ from matplotlib import cbook
 from PIL import Image
 
 from fer import FerError, starter
+from fer.checkpoint import Checkpoint
 from fer.data import synthetic
+from fer.models import create, data_config
 from fer.params import TrainParams
-from fer.training.model import build, create, data_config, preprocessing_gaps, read_checkpoint, save_checkpoint
 from fer.training.train import start_model
+from fer.training.transfer import preprocessing_gaps
 from fer.use import pack, video
 from fer.use.export import parity
 from fer.use.predict import face_crops, main
@@ -43,13 +45,13 @@ def test_checkpoint_and_onnx_file_together_fit_in_25_mb():
 
 
 def test_the_onnx_file_gives_the_checkpoints_probabilities_on_a_real_face():
-    ckpt = read_checkpoint(starter.CHECKPOINT)
-    assert {"model", "model_name", "classes", "data_config", "temperature", "starter"} <= ckpt.keys()
-    assert "optimizer" not in ckpt and ckpt["model"]["fc.weight"].dtype == torch.float16
-    _, faces = face_crops(Image.open(GRACE_HOPPER).convert("RGB"), ckpt["data_config"])
-    noise = np.random.default_rng(1).integers(0, 256, (7, *ckpt["data_config"]["input_size"]), dtype=np.uint8)
+    ckpt = Checkpoint.load(starter.CHECKPOINT)
+    assert ckpt.temperature and ckpt.starter["command"].startswith("make starter")
+    assert ckpt.optimizer is None and ckpt.weights["fc.weight"].dtype == torch.float16
+    _, faces = face_crops(Image.open(GRACE_HOPPER).convert("RGB"), ckpt.data_config)
+    noise = np.random.default_rng(1).integers(0, 256, (7, *ckpt.data_config["input_size"]), dtype=np.uint8)
     assert len(faces) == 1
-    assert parity(build(ckpt), ckpt, starter.ONNX, np.concatenate([np.stack(faces), noise]), "flip") < 1e-4
+    assert parity(ckpt.build(), ckpt, starter.ONNX, np.concatenate([np.stack(faces), noise]), "flip") < 1e-4
 
 
 def test_the_card_says_how_it_was_made_and_what_it_scores():
@@ -76,7 +78,7 @@ def predict(tmp_path, monkeypatch, capsys, *args):
 
 def test_a_fresh_folder_answers_with_the_starter_and_says_so(tmp_path, monkeypatch, capsys):
     faces, err = predict(tmp_path, monkeypatch, capsys)
-    assert len(faces) == 1 and faces[0]["label"] in read_checkpoint(starter.CHECKPOINT)["classes"]
+    assert len(faces) == 1 and faces[0]["label"] in Checkpoint.load(starter.CHECKPOINT).classes
     line = err.splitlines()[0]
     assert line.startswith("the starter model: ") and "starter.pt (resnet10t" in line
     assert "card: " in line and "MODEL_CARD.md" in line and "no models/best.pt trained yet" in line
@@ -84,19 +86,16 @@ def test_a_fresh_folder_answers_with_the_starter_and_says_so(tmp_path, monkeypat
 
 def demo_checkpoint(path, source="demo"):
     model = create("test_resnet", len(CLASSES), in_chans=1)
-    save_checkpoint(
-        {
-            "model": model.state_dict(),
-            "model_name": "test_resnet",
-            "classes": CLASSES,
-            "data_config": data_config(model, 48, 1),
-            "epoch": 1,
-            "val_acc": 0.5,
-            "params": {},
-            "extra": {"data": {"source": source}},
-        },
-        path,
-    )
+    Checkpoint(
+        weights=model.state_dict(),
+        model_name="test_resnet",
+        classes=CLASSES,
+        data_config=data_config(model, 48, 1),
+        epoch=1,
+        val_acc=0.5,
+        params={},
+        extra={"data": {"source": source}},
+    ).save(path)
 
 
 def test_the_demos_model_gives_way_to_the_starter_unless_asked_for(tmp_path, monkeypatch, capsys):
@@ -130,7 +129,7 @@ def test_a_run_starts_from_the_starter_by_name():
     model, init = start_model(params, classes, 3)
     assert init["from"] == "starter" and init["rows_carried"] == 6 and init["new"] == ["contempt"]
     assert init["channels"] == [1, 3] and init["dropped"] == ["neutral"]
-    shipped = read_checkpoint(starter.CHECKPOINT)["model"]
+    shipped = Checkpoint.load(starter.CHECKPOINT).weights
     assert torch.equal(model.state_dict()["layer4.0.conv2.weight"], shipped["layer4.0.conv2.weight"].float())
     with pytest.raises(FerError, match="starter holds a resnet10t, but this run trains a test_resnet"):
         start_model(params.model_copy(update={"model": "test_resnet"}), classes, 3)
@@ -141,21 +140,18 @@ def test_pack_writes_a_starter_that_checks_out(tmp_path):
     ckpt_path = tmp_path / "best.pt"
     model = create("test_resnet", len(CLASSES), in_chans=1)
     optimizer = torch.optim.AdamW(model.parameters())
-    save_checkpoint(
-        {
-            "model": model.state_dict(),
-            "model_name": "test_resnet",
-            "classes": CLASSES,
-            "data_config": data_config(model, 48, 1),
-            "epoch": 3,
-            "val_acc": 0.5,
-            "params": {"epochs": 3},
-            "extra": {"data": {"source": "fer2013.tar.gz", "format": "fer2013"}},
-            "optimizer": optimizer.state_dict(),
-            "temperature": {"flip": 1.5, "none": 1.4},
-        },
-        ckpt_path,
-    )
+    Checkpoint(
+        weights=model.state_dict(),
+        model_name="test_resnet",
+        classes=CLASSES,
+        data_config=data_config(model, 48, 1),
+        epoch=3,
+        val_acc=0.5,
+        params={"epochs": 3},
+        extra={"data": {"source": "fer2013.tar.gz", "format": "fer2013"}},
+        optimizer=optimizer.state_dict(),
+        temperature={"flip": 1.5, "none": 1.4},
+    ).save(ckpt_path)
     metrics = {
         "accuracy": 0.7,
         "macro_f1": 0.6,
@@ -179,18 +175,18 @@ def test_pack_writes_a_starter_that_checks_out(tmp_path):
     )
     assert set(hashes) == {"starter.pt", "starter.onnx", "MODEL_CARD.md"}
     starter.verify(tmp_path / "out")
-    packed = read_checkpoint(tmp_path / "out" / "starter.pt")
-    assert "optimizer" not in packed and packed["starter"]["command"] == "make starter X=1"
-    assert all(v.dtype == torch.float16 for v in packed["model"].values() if v.is_floating_point())
+    packed = Checkpoint.load(tmp_path / "out" / "starter.pt")
+    assert packed.optimizer is None and packed.starter["command"] == "make starter X=1"
+    assert all(v.dtype == torch.float16 for v in packed.weights.values() if v.is_floating_point())
     faces = np.random.default_rng(0).integers(0, 256, (8, 1, 48, 48), dtype=np.uint8)
-    assert parity(build(packed), packed, tmp_path / "out" / "starter.onnx", faces, "flip") < 1e-4
+    assert parity(packed.build(), packed, tmp_path / "out" / "starter.onnx", faces, "flip") < 1e-4
     card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
     for text in ("`make starter X=1`", "ICML 2013", "| ckplus48.tar.gz (cross-dataset, all images) | 927 | 71.0% |"):
         assert text in card
 
 
 def test_how_a_run_caches_faces_unlike_the_starter_is_named():
-    ckpt = read_checkpoint(starter.CHECKPOINT)
+    ckpt = Checkpoint.load(starter.CHECKPOINT)
     assert preprocessing_gaps(ckpt, 48, True, False, False) == []  # as the starter was trained
     gaps = preprocessing_gaps(ckpt, 64, False, True, True)  # make kdef's colour face crops, aligned
     assert gaps[:2] == [

@@ -6,8 +6,9 @@ from helpers import assert_resumes_exactly
 
 from fer import FerError
 from fer.data.preprocess import load_image
+from fer.inference import to_input
+from fer.models import create, data_config
 from fer.params import AugmentParams
-from fer.training.model import create, data_config, save_checkpoint, to_input
 from fer.training.train import Batches, augmentation, fit, on_device
 
 
@@ -56,11 +57,11 @@ def test_fit_returns_history_and_a_self_describing_best_checkpoint(arrays, tiny_
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
     assert all(np.isfinite(h["train_loss"]) and 0 <= h["val_acc"] <= 1 for h in history)
-    assert best["val_acc"] == max(h["val_acc"] for h in history)
-    assert history[best["epoch"] - 1]["val_acc"] == best["val_acc"]
-    assert best["model_name"] == "test_resnet" and best["classes"] == classes
-    assert best["data_config"]["input_size"] == [3, 32, 32] and best["extra"] == {"note": 1}
-    assert best["params"]["lr"] == tiny_train.lr and "state" in best["optimizer"]
+    assert best.val_acc == max(h["val_acc"] for h in history)
+    assert history[best.epoch - 1]["val_acc"] == best.val_acc
+    assert best.model_name == "test_resnet" and best.classes == classes
+    assert best.data_config["input_size"] == [3, 32, 32] and best.extra == {"note": 1}
+    assert best.params["lr"] == tiny_train.lr and "state" in best.optimizer
 
 
 def test_same_seed_same_weights_other_seed_other_weights(arrays, tiny_train):
@@ -68,9 +69,9 @@ def test_same_seed_same_weights_other_seed_other_weights(arrays, tiny_train):
     aug = tiny_train.model_copy(update={"epochs": 1})
     a, b = fit(aug, train, val, classes)[1], fit(aug, train, val, classes)[1]
     c = fit(aug.model_copy(update={"seed": 7}), train, val, classes)[1]
-    for k in a["model"]:
-        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0)
-    assert any(not torch.equal(a["model"][k], c["model"][k]) for k in a["model"] if a["model"][k].is_floating_point())
+    for k in a.weights:
+        torch.testing.assert_close(a.weights[k], b.weights[k], rtol=0, atol=0)
+    assert any(not torch.equal(a.weights[k], c.weights[k]) for k in a.weights if a.weights[k].is_floating_point())
 
 
 def test_early_stopping_stops_and_keeps_the_best(arrays, tiny_train):
@@ -78,7 +79,7 @@ def test_early_stopping_stops_and_keeps_the_best(arrays, tiny_train):
     # lr 0 never improves on the first epoch's val accuracy.
     p = tiny_train.model_copy(update={"epochs": 10, "early_stopping": 2, "lr": 1e-12})
     history, best = fit(p, train, val, classes)
-    assert len(history) == 3 and best["epoch"] == 1
+    assert len(history) == 3 and best.epoch == 1
 
 
 def test_non_finite_loss_stops_with_advice(arrays, tiny_train, monkeypatch):
@@ -100,19 +101,19 @@ def test_batch_larger_than_train_split_is_an_error(arrays, tiny_train):
 def test_training_continues_from_a_previous_checkpoint(arrays, tiny_train, tmp_path):
     train, val, classes = arrays
     _, first = fit(tiny_train.model_copy(update={"epochs": 1}), train, val, classes)
-    save_checkpoint(first, tmp_path / "best.pt")
+    first.save(tmp_path / "best.pt")
     # A vanishing lr leaves the starting weights as they were: they must be the checkpoint's.
     p = tiny_train.model_copy(update={"epochs": 1, "lr": 1e-30, "init_from": str(tmp_path / "best.pt"), "seed": 3})
     _, second = fit(p, train, val, classes)
-    for k, v in first["model"].items():
+    for k, v in first.weights.items():
         if k.endswith("weight"):
-            torch.testing.assert_close(second["model"][k], v)
+            torch.testing.assert_close(second.weights[k], v)
 
 
 def test_starting_from_a_checkpoint_of_another_model_is_an_error(arrays, tiny_train, tmp_path):
     train, val, classes = arrays
     _, first = fit(tiny_train.model_copy(update={"epochs": 1, "model": "test_efficientnet"}), train, val, classes)
-    save_checkpoint(first, tmp_path / "best.pt")
+    first.save(tmp_path / "best.pt")
     p = tiny_train.model_copy(update={"epochs": 1, "init_from": str(tmp_path / "best.pt")})
     with pytest.raises(FerError, match=r"best.pt holds a test_efficientnet, but this run trains a test_resnet"):
         fit(p, train, val, classes)
@@ -187,7 +188,7 @@ def test_compile_param_compiles_the_training_model(arrays, tiny_train, monkeypat
     fit(tiny_train.model_copy(update={"epochs": 1}), train, val, classes)
     assert compiled == []
     _, best = fit(tiny_train.model_copy(update={"epochs": 1, "compile": True}), train, val, classes)
-    assert len(compiled) == 1 and not any(k.startswith("_orig_mod") for k in best["model"])
+    assert len(compiled) == 1 and not any(k.startswith("_orig_mod") for k in best.weights)
 
 
 def test_onecycle_warms_up_then_anneals_to_almost_zero(arrays, tiny_train):

@@ -1,6 +1,8 @@
 """Starting a run from a checkpoint of other classes, channels or input size, and the
 fine-tuning schedule that transfer needs (a frozen backbone first, a slower backbone)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -8,11 +10,13 @@ from helpers import assert_resumes_exactly
 from timm.models import adapt_input_conv
 
 from fer import FerError
+from fer.checkpoint import Checkpoint, describe_init
 from fer.data.labels import BASIC
+from fer.models import create, data_config
 from fer.params import TrainParams
-from fer.training.model import carry, create, data_config, describe_init, save_checkpoint
 from fer.training.state import seed_everything
 from fer.training.train import adamw, fit, start_model
+from fer.training.transfer import carry
 
 SEVEN = list(BASIC)  # angry disgust fear happy neutral sad surprise
 SIX = [c for c in SEVEN if c != "neutral"]  # CK+ without contempt
@@ -22,13 +26,13 @@ EIGHT = SIX + ["contempt", "neutral"]  # CK+ (contempt is not in the vocabulary)
 def checkpoint(classes, channels=3, size=32, name="test_resnet", seed=0):
     torch.manual_seed(seed)
     model = create(name, len(classes), channels)
-    return {
-        "model": model.state_dict(),
-        "model_name": name,
-        "classes": list(classes),
-        "data_config": data_config(model, size, channels),
-        "extra": {"data": {"source": "fer2013.csv"}},
-    }
+    return Checkpoint(
+        weights=model.state_dict(),
+        model_name=name,
+        classes=list(classes),
+        data_config=data_config(model, size, channels),
+        extra={"data": {"source": "fer2013.csv"}},
+    )
 
 
 @pytest.mark.parametrize("classes", [SIX, EIGHT], ids=["6 classes", "8 classes"])
@@ -42,12 +46,12 @@ def test_shared_classifier_rows_are_carried_bit_for_bit_and_the_others_start_fre
     for key in ("fc.weight", "fc.bias"):
         for i, c in enumerate(classes):
             if c in SEVEN:
-                assert torch.equal(new[key][i], old["model"][key][SEVEN.index(c)]), (key, c)
+                assert torch.equal(new[key][i], old.weights[key][SEVEN.index(c)]), (key, c)
             else:
                 assert torch.equal(new[key][i], fresh[key][i]), (key, c)
     for key in new:
         if not key.startswith("fc."):
-            assert torch.equal(new[key], old["model"][key]), key
+            assert torch.equal(new[key], old.weights[key]), key
     assert init["rows_carried"] == len([c for c in classes if c in SEVEN]) and init["rows"] == len(classes)
     assert init["new"] == [c for c in classes if c not in SEVEN]
     assert init["dropped"] == [c for c in SEVEN if c not in classes]
@@ -56,7 +60,7 @@ def test_shared_classifier_rows_are_carried_bit_for_bit_and_the_others_start_fre
 def test_the_carried_model_answers_the_shared_classes_as_the_old_one_did():
     old = checkpoint(SEVEN)
     before = create("test_resnet", 7)
-    before.load_state_dict(old["model"])
+    before.load_state_dict(old.weights)
     model = create("test_resnet", len(EIGHT))
     carry(model, "test_resnet", EIGHT, old, "fer2013.pt")
     x = torch.randn(2, 3, 48, 48)  # another input size than the checkpoint's 32 px
@@ -70,7 +74,7 @@ def test_the_first_layer_is_folded_or_repeated_as_timm_does(old, new):
     source = checkpoint(SEVEN, channels=old)
     model = create("test_resnet", 7, new)
     init = carry(model, "test_resnet", SEVEN, source, "fer2013.pt")
-    w, src = model.state_dict()["conv1.0.weight"], source["model"]["conv1.0.weight"]
+    w, src = model.state_dict()["conv1.0.weight"], source.weights["conv1.0.weight"]
     assert w.shape[1] == new
     expected = adapt_input_conv(1, src) if new == 1 else src.repeat(1, 3, 1, 1) / 3
     torch.testing.assert_close(w, expected)
@@ -92,7 +96,7 @@ def test_a_checkpoint_of_another_architecture_is_an_error_naming_both():
 
 
 def test_init_from_and_weights_take_a_checkpoint_of_other_classes_and_record_it(tmp_path):
-    save_checkpoint(checkpoint(SEVEN, channels=1), tmp_path / "fer2013.pt")
+    checkpoint(SEVEN.save(channels=1), tmp_path / "fer2013.pt")
     for key in ("init_from", "weights"):  # pretrained: the checkpoint replaces hub weights, so none are fetched
         p = TrainParams(model="test_resnet", pretrained=True, device="cpu", **{key: str(tmp_path / "fer2013.pt")})
         model, init = start_model(p, EIGHT, 1)
@@ -158,13 +162,8 @@ def test_the_model_card_says_what_the_model_was_initialised_from(tmp_path):
 
     model = create("test_resnet", len(EIGHT), 1)
     init = carry(model, "test_resnet", EIGHT, checkpoint(SEVEN, channels=3), "models/fer2013.pt")
-    ckpt = {
-        **checkpoint(EIGHT, channels=1),
-        "init": init,
-        "epoch": 3,
-        "val_acc": 0.5,
-        "params": TrainParams(freeze_epochs=2, backbone_lr_scale=0.3).model_dump(),
-    }
+    params = TrainParams(freeze_epochs=2, backbone_lr_scale=0.3).model_dump()
+    ckpt = dataclasses.replace(checkpoint(EIGHT, channels=1), init=init, epoch=3, val_acc=0.5, params=params)
     metrics = {
         "accuracy": 0.9,
         "macro_f1": 0.8,
@@ -180,5 +179,7 @@ def test_the_model_card_says_what_the_model_was_initialised_from(tmp_path):
     ) in card
     assert "fine-tuned from a previous run" in card
     assert "only the classifier trained for the first 2 epoch(s); backbone lr 0.3 x lr" in card
-    plain = model_card({**ckpt, "init": None}, metrics, {"protocol": "subject-disjoint"}, 1e-6, "model.onnx")
+    plain = model_card(
+        dataclasses.replace(ckpt, init=None), metrics, {"protocol": "subject-disjoint"}, 1e-6, "model.onnx"
+    )
     assert "Initialised from" not in plain

@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 
 from fer import FerError
+from fer.checkpoint import Checkpoint
 from fer.data import synthetic
-from fer.training.model import create, data_config, save_checkpoint
+from fer.models import create, data_config
 from fer.use.predict import TorchModel, predict_files
 from fer.use.predict import main as predict_main
 from fer.use.video import Track, main, process, smooth
@@ -29,19 +30,16 @@ def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = create("test_resnet", len(CLASSES), in_chans=1)
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    save_checkpoint(
-        {
-            "model": model.state_dict(),
-            "model_name": "test_resnet",
-            "classes": CLASSES,
-            "data_config": data_config(model, 48, 1),
-            "epoch": 1,
-            "val_acc": 0.5,
-            "params": {"epochs": 1, "pretrained": False},
-            "temperature": {"none": 1.5, "flip": 1.4},
-        },
-        path,
-    )
+    Checkpoint(
+        weights=model.state_dict(),
+        model_name="test_resnet",
+        classes=CLASSES,
+        data_config=data_config(model, 48, 1),
+        epoch=1,
+        val_acc=0.5,
+        params={"epochs": 1, "pretrained": False},
+        temperature={"none": 1.5, "flip": 1.4},
+    ).save(path)
     return path
 
 

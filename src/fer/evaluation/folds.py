@@ -24,7 +24,6 @@ from fer.evaluation.scoring import score_cache
 from fer.io import write_json
 from fer.params import Params
 from fer.training.calibrate import calibrate
-from fer.training.model import save_checkpoint
 from fer.training.train import train_run
 
 
@@ -80,9 +79,8 @@ def run_fold(
         fold=fold,
     )
     checkpoint = state_dir / f"fold-{fold}-best.pt"
-    save_checkpoint(
-        calibrate(best, images[rows["val"]], meta.iloc[rows["val"]], params.evaluate.calibrate, params.train.device),
-        checkpoint,
+    calibrate(best, images[rows["val"]], meta.iloc[rows["val"]], params.evaluate.calibrate, params.train.device).save(
+        checkpoint
     )
     metrics, confusion = score_cache(
         checkpoint,
@@ -99,8 +97,8 @@ def run_fold(
         "predictions": confusion[["path", "actual", "predicted", "confidence", "confidence_uncalibrated"]].to_dict(
             "list"
         ),
-        "best_epoch": best["epoch"],
-        "best_val_acc": best["val_acc"],
+        "best_epoch": best.epoch,
+        "best_val_acc": best.val_acc,
         "epochs_run": len(history),
         "train_seconds": round(seconds, 1),
     }

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fer.checkpoint import load_model
 from fer.data.cache import targets
 from fer.device import resolve_device
 from fer.evaluation import calibration, groups, metrics
-from fer.training.model import load_checkpoint, log_probs, temperature, view_logits
+from fer.inference import log_probs, view_logits
 
 
 def score(
@@ -70,15 +71,15 @@ def score_cache(
     (FER+), also `vote_cross_entropy`: how far the predicted probabilities are from the vote
     shares (cross-entropy in nats; lower is closer)."""
     device = resolve_device(device)
-    model, ckpt = load_checkpoint(checkpoint, device)
-    logits = view_logits(model, images, ckpt["data_config"], device, tta=tta)
-    t = temperature(ckpt, tta)
+    model, ckpt = load_model(checkpoint, device)
+    logits = view_logits(model, images, ckpt.data_config, device, tta=tta)
+    t = ckpt.temperature_for(tta)
     raw, calibrated = log_probs(logits), log_probs(logits, t)
     y_true = facts["target"].to_numpy()
     result, rows = score(
         y_true,
         calibrated.argmax(1).numpy(),
-        ckpt["classes"],
+        ckpt.classes,
         train_targets,
         facts["angle"],
         paths=facts["path"],
@@ -87,7 +88,7 @@ def score_cache(
     )
     rows["confidence_uncalibrated"] = raw.exp().max(1).values.numpy()
     result["calibration"] = {
-        "method": ckpt.get("calibration", {}).get("method", "none"),
+        "method": ckpt.calibration.get("method", "none"),
         "temperature": t,
         "bins": calibration.BINS,
         "uncalibrated": {
@@ -97,6 +98,6 @@ def score_cache(
         "calibrated": {**{k: result[k] for k in ("ece", "nll", "brier")}, "accuracy": result["accuracy"]},
     }
     if "votes" in facts and len(facts) and (facts["votes"] != "").all():
-        shares = torch.from_numpy(targets(facts, ckpt["classes"], distribution=True))
+        shares = torch.from_numpy(targets(facts, ckpt.classes, distribution=True))
         result["vote_cross_entropy"] = float(-(shares * calibrated).sum(1).mean())
     return result, rows

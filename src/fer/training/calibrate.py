@@ -17,8 +17,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from fer.checkpoint import Checkpoint
 from fer.device import resolve_device
-from fer.training.model import build, log_probs, view_logits
+from fer.inference import log_probs, view_logits
 
 METHODS = ("temperature", "none")
 TTAS = ("none", "flip")
@@ -45,17 +46,17 @@ def fit_temperature(view_logits: torch.Tensor, targets) -> float:
 
 
 def calibrate(
-    ckpt: dict, images: np.ndarray, facts: pd.DataFrame, method: str = "temperature", device: str = "auto"
-) -> dict:
+    ckpt: Checkpoint, images: np.ndarray, facts: pd.DataFrame, method: str = "temperature", device: str = "auto"
+) -> Checkpoint:
     """Fit the checkpoint's temperatures on the val split's `images` and `facts` (their `target`)
     and put them into it (`temperature`: one per tta, `calibration`: how they were fitted), before
     it is saved. method "none" stores 1 (probabilities as the network gives them). Returns `ckpt`."""
     device = resolve_device(device)
-    model = build(ckpt, device)
+    model = ckpt.build(device)
     temps = dict.fromkeys(TTAS, 1.0)
     if method == "temperature" and len(facts):
-        logits = view_logits(model, images, ckpt["data_config"], device, tta="flip")
+        logits = view_logits(model, images, ckpt.data_config, device, tta="flip")
         temps = {"none": fit_temperature(logits[:1], facts["target"]), "flip": fit_temperature(logits, facts["target"])}
-    ckpt["temperature"] = temps
-    ckpt["calibration"] = {"method": method if len(facts) else "none", "fitted_on": "val", "images": len(facts)}
+    ckpt.temperature = temps
+    ckpt.calibration = {"method": method if len(facts) else "none", "fitted_on": "val", "images": len(facts)}
     return ckpt

@@ -25,22 +25,16 @@ from torch import nn
 from tqdm import tqdm
 
 from fer import FerError, starter
+from fer.checkpoint import Checkpoint, describe_init, find
 from fer.data.cache import targets
 from fer.device import resolve_device
+from fer.inference import predict
+from fer.models import create, data_config
 from fer.params import AugmentParams, Params, TrainParams
 from fer.progress import progress
 from fer.training import parallel
-from fer.training.model import (
-    carry,
-    create,
-    data_config,
-    describe_init,
-    head_parameters,
-    pipeline_checkpoint,
-    predict,
-    read_checkpoint,
-)
 from fer.training.state import Progress, restore, save, seed_everything
+from fer.training.transfer import carry, head_parameters
 
 
 def augmentation(aug: AugmentParams, cfg: dict) -> nn.Sequential:
@@ -170,18 +164,18 @@ def start_model(params: TrainParams, classes: list[str], channels: int) -> tuple
     pipeline's checkpoints; train.init_from is a pipeline checkpoint, loaded last. A pipeline
     checkpoint of other classes, channels or input size is carried over by `carry`.
     """
-    run = pipeline_checkpoint(params.weights) if params.weights else None
+    weights = find(params.weights) if params.weights else None
     # A checkpoint replaces every tensor: no download of hub weights it would overwrite.
     model = create(
         params.model,
         len(classes),
         channels,
-        params.pretrained and not run and not params.init_from,
-        "" if run else params.weights,
+        params.pretrained and not weights and not params.init_from,
+        "" if weights else params.weights,
     )
-    init = carry(model, params.model, classes, run, params.weights) if run else None
+    init = carry(model, params.model, classes, weights, params.weights) if weights else None
     if params.init_from:
-        ckpt = read_checkpoint(starter.resolve(params.init_from))
+        ckpt = Checkpoint.load(starter.resolve(params.init_from))
         init = carry(model, params.model, classes, ckpt, params.init_from)
     if init:
         tqdm.write(f"initialised: {describe_init(init)}")
@@ -237,7 +231,7 @@ def fit(
     extra: dict | None = None,
     state_path: str | Path | None = None,
     on_epoch: Callable[[dict], None] | None = None,
-) -> tuple[list[dict], dict]:
+) -> tuple[list[dict], Checkpoint]:
     """Train `params.model` on `train`, keep the weights with the best val accuracy.
 
     train, val: (images uint8 (N, C, H, W), targets: class indices (N,) or, to train on
@@ -253,7 +247,7 @@ def fit(
     Under torchrun every process calls fit() alike and trains on its share of each batch
     (fer.training.parallel); all return the same history, and only rank 0 writes `state_path`.
     """
-    run = _setup(params, train, val, classes, extra or {})
+    training = _setup(params, train, val, classes, extra or {})
     fingerprint = {
         "params": params.model_dump(),
         "classes": list(classes),
@@ -261,27 +255,27 @@ def fit(
         "val": list(val[0].shape),
         "targets": _digest(train[1], val[1]),
     }
-    so_far = restore(state_path, fingerprint, run.stateful(), run.generator) or Progress()
+    so_far = restore(state_path, fingerprint, training.stateful(), training.generator) or Progress()
     if so_far.history:
         tqdm.write(f"resuming after epoch {len(so_far.history)} from {state_path}")
         for row in so_far.history if on_epoch else ():  # a resumed run reports the whole run, not its tail
             on_epoch(row)
     for epoch in range(len(so_far.history) + 1, 0 if so_far.stopped else params.epochs + 1):
-        row = _epoch(run, epoch, len(so_far.history), state_path)
+        row = _epoch(training, epoch, len(so_far.history), state_path)
         so_far.history.append(row)
         tqdm.write(" ".join(f"{k} {v:.4g}" for k, v in row.items()))
         if on_epoch:
             on_epoch(row)
-        _keep_best(run, so_far, epoch)
+        _keep_best(training, so_far, epoch)
         if state_path and parallel.is_main():
-            save(state_path, fingerprint, so_far, run.stateful(), run.generator)
+            save(state_path, fingerprint, so_far, training.stateful(), training.generator)
         if so_far.stopped:
             tqdm.write(
                 f"early stop: no better val accuracy for {so_far.since_best} epochs; "
                 f"keeping epoch {so_far.best['epoch']}"
             )
             break
-    return so_far.history, so_far.best
+    return so_far.history, Checkpoint.from_dict(so_far.best)
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -293,7 +287,7 @@ def _digest(*arrays: np.ndarray) -> str:
 
 
 @dataclass
-class Run:
+class Training:
     """What one training run is made of, built once by `_setup` and stepped by `_epoch`."""
 
     params: TrainParams
@@ -318,7 +312,7 @@ class Run:
         return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
 
 
-def _setup(params: TrainParams, train: tuple, val: tuple, classes: list[str], extra: dict) -> Run:
+def _setup(params: TrainParams, train: tuple, val: tuple, classes: list[str], extra: dict) -> Training:
     """The model, optimizer, schedule and batches of a run, seeded and on its device."""
     device = parallel.setup(resolve_device(params.device))
     parallel.set_threads(params.threads)
@@ -345,7 +339,7 @@ def _setup(params: TrainParams, train: tuple, val: tuple, classes: list[str], ex
     # Compiled for training only (evaluation sees other batch sizes); the weights are shared.
     step_model = parallel.wrap(model)
     step_model = torch.compile(step_model) if params.compile else step_model
-    return Run(
+    return Training(
         params,
         list(classes),
         extra,
@@ -387,69 +381,75 @@ def _class_weight(params: TrainParams, num_classes: int, targets: np.ndarray, de
     return torch.tensor(w, dtype=torch.float32, device=device)
 
 
-def _epoch(run: Run, epoch: int, done: int, state_path: str | Path | None) -> dict:
+def _epoch(training: Training, epoch: int, done: int, state_path: str | Path | None) -> dict:
     """Train one epoch and validate; the epoch's history row. done: epochs already saved."""
-    p, start = run.params, time.perf_counter()
+    p, start = training.params, time.perf_counter()
     if p.freeze_epochs:  # from the epoch alone, so a resumed run freezes as the first did
-        freeze_backbone(run.model, epoch <= p.freeze_epochs)
+        freeze_backbone(training.model, epoch <= p.freeze_epochs)
     parallel.reseed(p.seed, epoch)
     try:
         train_loss, train_acc, seen = train_epoch(
-            run.step_model,
-            run.batches,
-            run.optimizer,
-            run.weight,
+            training.step_model,
+            training.batches,
+            training.optimizer,
+            training.weight,
             desc=f"epoch {epoch}/{p.epochs}",
-            scheduler=run.per_step,
+            scheduler=training.per_step,
             label_smoothing=p.label_smoothing,
-            mix=run.mix,
+            mix=training.mix,
         )
     except torch.cuda.OutOfMemoryError:
         raise FerError(
             f"the GPU ran out of memory at train.batch_size={p.batch_size} ({p.model}, "
-            f"{run.cfg['input_size'][1]}px); try train.batch_size={max(1, p.batch_size // 2)}"
+            f"{training.cfg['input_size'][1]}px); try train.batch_size={max(1, p.batch_size // 2)}"
         ) from None
     train_loss, train_acc = parallel.epoch_means(train_loss, train_acc, seen)
     if not np.isfinite(train_loss):
         kept = f"; the state after epoch {done} is kept in {state_path}" if state_path and done else ""
         raise FerError(f"the training loss became {train_loss} in epoch {epoch}; lower train.lr (now {p.lr:g}){kept}")
-    parallel.sync_buffers(run.model)
-    images, targets = run.val
-    logits = predict(run.model, images, run.cfg, run.device, batch_size=1024 if run.device.type == "cuda" else 256)
+    parallel.sync_buffers(training.model)
+    images, targets = training.val
+    logits = predict(
+        training.model,
+        images,
+        training.cfg,
+        training.device,
+        batch_size=1024 if training.device.type == "cuda" else 256,
+    )
     val_loss = F.cross_entropy(logits, targets).item()
-    if run.per_step is None:
-        run.scheduler.step(val_loss)
+    if training.per_step is None:
+        training.scheduler.step(val_loss)
     return {
         "epoch": epoch,
         "train_loss": train_loss,
         "train_acc": train_acc,
         "val_loss": val_loss,
         "val_acc": (logits.argmax(1) == (targets.argmax(1) if targets.dim() == 2 else targets)).float().mean().item(),
-        "lr": run.optimizer.param_groups[0]["lr"],
+        "lr": training.optimizer.param_groups[0]["lr"],
         "seconds": time.perf_counter() - start,
     }
 
 
-def _keep_best(run: Run, so_far: Progress, epoch: int) -> None:
+def _keep_best(training: Training, so_far: Progress, epoch: int) -> None:
     """Keep the epoch's weights if its val accuracy is the best yet; count towards early stopping."""
     val_acc = so_far.history[-1]["val_acc"]
     if val_acc > so_far.best_acc:
         so_far.best_acc, so_far.since_best = val_acc, 0
-        so_far.best = {
-            "model": copy.deepcopy({k: v.cpu() for k, v in run.model.state_dict().items()}),
-            "model_name": run.params.model,
-            "classes": run.classes,
-            "data_config": run.cfg,
-            "params": run.params.model_dump(),
-            "extra": run.extra,
-            "epoch": epoch,
-            "val_acc": val_acc,
-            "init": run.init,
-            "optimizer": copy.deepcopy(run.optimizer.state_dict()),
-        }
+        so_far.best = Checkpoint(  # kept as plain data: the saved training state holds it
+            weights=copy.deepcopy({k: v.cpu() for k, v in training.model.state_dict().items()}),
+            model_name=training.params.model,
+            classes=training.classes,
+            data_config=training.cfg,
+            params=training.params.model_dump(),
+            extra=training.extra,
+            epoch=epoch,
+            val_acc=val_acc,
+            init=training.init,
+            optimizer=copy.deepcopy(training.optimizer.state_dict()),
+        ).to_dict()
     else:
         so_far.since_best += 1
-        so_far.stopped = bool(run.params.early_stopping and so_far.since_best >= run.params.early_stopping)
+        so_far.stopped = bool(training.params.early_stopping and so_far.since_best >= training.params.early_stopping)
 
 
 def train_run(
@@ -460,7 +460,7 @@ def train_run(
     state_path: str | Path | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     **extra,
-) -> tuple[list[dict], dict, float]:
+) -> tuple[list[dict], Checkpoint, float]:
     """One training run as the train stage and every cross-validation fold run it.
 
     train, val: cached images and their facts (`fer.data.cache`). `fit` on the cache's
@@ -480,5 +480,5 @@ def train_run(
         state_path=state_path,
         on_epoch=on_epoch,
     )
-    best["data_config"] = {**best["data_config"], "face": cache_meta.get("face"), "framing": cache_meta.get("framing")}
+    best.data_config = {**best.data_config, "face": cache_meta.get("face"), "framing": cache_meta.get("framing")}
     return history, best, time.perf_counter() - start

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from fer.checkpoint import Checkpoint, describe_init
+from fer.inference import log_probs, predict, views
 from fer.io import atomic_path
-from fer.training.model import describe_init, log_probs, temperature, views
 
 
 class Probabilities(nn.Module):
@@ -35,7 +36,7 @@ class Probabilities(nn.Module):
 
 
 def export_onnx(
-    model: nn.Module, ckpt: dict, path: str | Path, opset: int = 17, tta: str = "none", half: bool = False
+    model: nn.Module, ckpt: Checkpoint, path: str | Path, opset: int = 17, tta: str = "none", half: bool = False
 ) -> None:
     """Write `model` (eval mode, CPU) as ONNX with a dynamic batch axis and class metadata;
     tta "flip" puts the mirror-image averaging inside the graph (metadata `tta`), and the
@@ -44,8 +45,8 @@ def export_onnx(
     checkpoint's are; for weights that are float16 values already (`fer.use.pack`)."""
     import onnx
 
-    cfg = ckpt["data_config"]
-    t = temperature(ckpt, tta)
+    cfg = ckpt.data_config
+    t = ckpt.temperature_for(tta)
     wrapped = Probabilities(model.cpu().eval(), cfg["mean"], cfg["std"], tta, t).eval()
     example = torch.full((2, *cfg["input_size"]), 128.0)
     with atomic_path(path) as tmp:
@@ -65,10 +66,10 @@ def export_onnx(
         if half:
             _float16_weights(proto.graph)
         for key, value in {
-            "classes": ckpt["classes"],
+            "classes": ckpt.classes,
             "data_config": cfg,
-            "model_name": ckpt["model_name"],
-            "epoch": ckpt["epoch"],
+            "model_name": ckpt.model_name,
+            "epoch": ckpt.epoch,
             "tta": tta,
             "temperature": t,
         }.items():
@@ -94,14 +95,12 @@ def _float16_weights(graph) -> None:
     graph.node.extend(nodes)
 
 
-def parity(model: nn.Module, ckpt: dict, onnx_path: str | Path, images: np.ndarray, tta: str = "none") -> float:
+def parity(model: nn.Module, ckpt: Checkpoint, onnx_path: str | Path, images: np.ndarray, tta: str = "none") -> float:
     """Largest absolute difference between PyTorch's and onnxruntime's (calibrated) probabilities on `images`."""
     import onnxruntime
 
-    from fer.training.model import predict
-
     torch_probs = (
-        predict(model, images, ckpt["data_config"], torch.device("cpu"), tta=tta, temperature=temperature(ckpt, tta))
+        predict(model, images, ckpt.data_config, torch.device("cpu"), tta=tta, temperature=ckpt.temperature_for(tta))
         .exp()
         .numpy()
     )
@@ -142,27 +141,33 @@ LIMITS = """## Intended use and limits
 
 
 def model_card(
-    ckpt: dict, metrics: dict, split: dict, max_diff: float, onnx_name: str, tta: str = "none", plots: str = "../plots"
+    ckpt: Checkpoint,
+    metrics: dict,
+    split: dict,
+    max_diff: float,
+    onnx_name: str,
+    tta: str = "none",
+    plots: str = "../plots",
 ) -> str:
     """Markdown describing the run: data and protocol, params, test metrics, intended use and limits.
     plots: the folder of the PNGs, relative to the card."""
-    data, pre = ckpt.get("extra", {}).get("data", {}), ckpt.get("extra", {}).get("preprocess", {})
-    p = ckpt["params"]
+    data, pre = ckpt.data, ckpt.extra.get("preprocess", {})
+    p = ckpt.params
     rows = "\n".join(
         f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
         for c, m in metrics["per_class"].items()
     )
-    cfg, honesty = ckpt["data_config"], _honesty(split)
-    schedule, init = _schedule(p), describe_init(ckpt.get("init"))
+    cfg, honesty = ckpt.data_config, _honesty(split)
+    schedule, init = _schedule(p), describe_init(ckpt.init)
     start = "fine-tuned from a previous run" if init else _start(p)
     init_line = f"\n- Initialised from: {init}." if init else ""
-    return f"""# Model card: {ckpt["model_name"]} facial expression classifier
+    return f"""# Model card: {ckpt.model_name} facial expression classifier
 
 ## Model
-- Architecture: timm `{ckpt["model_name"]}`, {start};
-  input {"x".join(str(v) for v in ckpt["data_config"]["input_size"])} (channels x height x width),
-  {"greyscale" if cfg["input_size"][0] == 1 else "RGB"}; classes: {", ".join(ckpt["classes"])}.{init_line}
-- Checkpoint: epoch {ckpt["epoch"]} of {p.get("epochs")} (best validation accuracy {ckpt.get("val_acc", nan):.4f}).
+- Architecture: timm `{ckpt.model_name}`, {start};
+  input {"x".join(str(v) for v in ckpt.data_config["input_size"])} (channels x height x width),
+  {"greyscale" if cfg["input_size"][0] == 1 else "RGB"}; classes: {", ".join(ckpt.classes)}.{init_line}
+- Checkpoint: epoch {ckpt.epoch} of {p.get("epochs")} (best validation accuracy {ckpt.val_acc:.4f}).
 - ONNX: `{onnx_name}` (pixels 0-255 in, probabilities out; largest difference from PyTorch on
   {metrics["test_images"]} test images: {max_diff:.2e}).
 - Test-time augmentation: {FLIP if tta == "flip" else "none"}.

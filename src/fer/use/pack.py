@@ -14,6 +14,7 @@ The files' SHA-256 hashes go to `SHA256SUMS`, which the tests check.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -21,14 +22,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fer import starter
+from fer.checkpoint import Checkpoint
 from fer.cli import user_errors
-from fer.io import atomic_path, write_text
+from fer.io import write_text
 
-# Weights as float16: half the bytes, and a 48 px face's probabilities move by under 1e-3.
-DROP = ("optimizer",)  # what fine-tuning and prediction never read
 TERMS = {
     "fer2013": "FER2013 was released for the ICML 2013 workshop challenge *Challenges in Representation Learning: "
     "Facial Expression Recognition* (Goodfellow et al., 2013) for research; its faces were collected "
@@ -39,11 +38,12 @@ TERMS = {
 }
 
 
-def shrink(ckpt: dict) -> dict:
-    """`ckpt` without the optimizer state, its floating-point weights as float16."""
-    small = {k: v for k, v in ckpt.items() if k not in DROP}
-    small["model"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-    return small
+def shrink(ckpt: Checkpoint) -> Checkpoint:
+    """`ckpt` without the optimizer state (fine-tuning and prediction never read it), its
+    floating-point weights as float16: half the bytes, and a 48 px face's probabilities move
+    by under 1e-3."""
+    weights = {k: v.half() if v.is_floating_point() else v for k, v in ckpt.weights.items()}
+    return dataclasses.replace(ckpt, weights=weights, optimizer=None)
 
 
 def pack(
@@ -59,18 +59,16 @@ def pack(
     """Write the starter's checkpoint, ONNX file, model card and SHA256SUMS to `out`; returns
     the hashes. crossdataset: `fer-crossdataset`'s results on other datasets; tta: as the
     run's evaluate.tta (the ONNX graph does it)."""
-    from fer.training.model import build, read_checkpoint
     from fer.use.export import export_onnx, model_card, parity
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = shrink(read_checkpoint(checkpoint))
-    ckpt["starter"] = {"command": command, "commit": _commit()}
-    with atomic_path(out / starter.CHECKPOINT.name) as tmp:
-        torch.save(ckpt, tmp)
-    model = build(ckpt)
+    ckpt = shrink(Checkpoint.load(checkpoint))
+    ckpt.starter = {"command": command, "commit": _commit()}
+    ckpt.save(out / starter.CHECKPOINT.name)
+    model = ckpt.build()
     export_onnx(model, ckpt, out / starter.ONNX.name, tta=tta, half=True)
-    faces = np.random.default_rng(0).integers(0, 256, (64, *ckpt["data_config"]["input_size"])).astype(np.uint8)
+    faces = np.random.default_rng(0).integers(0, 256, (64, *ckpt.data_config["input_size"])).astype(np.uint8)
     max_diff = parity(model, ckpt, out / starter.ONNX.name, faces, tta)
     for name in ("confusion.png", "reliability.png"):
         if plots and (Path(plots) / name).is_file():
@@ -94,10 +92,9 @@ def _commit() -> str:
     return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
-def provenance(ckpt: dict, crossdataset: list[dict]) -> str:
+def provenance(ckpt: Checkpoint, crossdataset: list[dict]) -> str:
     """The card's head: what the starter is, how it was made, its terms and its scores elsewhere."""
-    data = ckpt["extra"].get("data", {})
-    made = ckpt["starter"]
+    data, made = ckpt.data, ckpt.starter
     return f"""# Model card: the starter model (`starter/`)
 
 A facial expression model for real faces that ships with the project, so that `fer-predict`

@@ -94,18 +94,17 @@ class TorchModel:
     """A checkpoint from the train stage (or `starter`, the shipped starter model), on `device`."""
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", tta: str = "flip"):
+        from fer.checkpoint import load_model
         from fer.device import resolve_device
-        from fer.training.model import load_checkpoint, temperature
 
         self.device, self.path = resolve_device(device), Path(starter.resolve(checkpoint))
-        self.model, ckpt = load_checkpoint(self.path, self.device)
-        self.classes, self.data_config, self.tta = ckpt["classes"], ckpt["data_config"], tta
-        self.temperature = temperature(ckpt, tta)  # the calibration the train stage fitted (1: none)
-        self.trained_on = ckpt.get("extra", {}).get("data", {}).get("source", "")
-        self.name = ckpt["model_name"]
+        self.model, ckpt = load_model(self.path, self.device)
+        self.classes, self.data_config, self.tta = ckpt.classes, ckpt.data_config, tta
+        self.temperature = ckpt.temperature_for(tta)  # the calibration the train stage fitted (1: none)
+        self.trained_on, self.name = ckpt.data.get("source", ""), ckpt.model_name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        from fer.training.model import predict
+        from fer.inference import predict
 
         return (
             predict(self.model, batch, self.data_config, self.device, tta=self.tta, temperature=self.temperature)
