@@ -2,7 +2,6 @@
 
 import json
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +9,6 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
-from fer.data import synthetic
 from fer.training.calibrate import calibrate
 from fer.training.model import create, data_config, save_checkpoint
 from fer.use.export import export_onnx, model_card, parity
@@ -48,18 +46,6 @@ def test_one_face_found_on_a_real_photo(checkpoint):
     f = faces.iloc[0]
     assert 0 <= f.x < f.x + f.w <= width and 0 <= f.y < f.y + f.h <= height and f.w > 50
     assert f[CLASSES].sum() == pytest.approx(1, abs=1e-5) and f.label in CLASSES
-
-
-def test_a_face_the_cascade_reports_twice_is_one_face(checkpoint, tmp_path):
-    # Demo faces turned aside where OpenCV's cascade returns two shifted boxes for one face.
-    synthetic.generate(tmp_path, subjects=24, angles=("HR",), size=(96, 128))
-    photos = [tmp_path / "AF06" / "AF06ANHR.JPG", tmp_path / "AF08" / "AF08HAHR.JPG"]
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    for photo in photos:  # the case itself: two boxes straight from the cascade
-        grey = np.asarray(Image.open(photo).convert("L"))
-        assert len(cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))) == 2
-    faces, errors = predict_files(photos, TorchModel(checkpoint, "cpu"))
-    assert errors.empty and list(faces["file"]) == list(map(str, photos))
 
 
 def test_images_without_a_face_are_named_with_the_fix(checkpoint, tmp_path, capsys):
