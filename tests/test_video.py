@@ -17,7 +17,8 @@ from fer.data import synthetic
 from fer.training.model import create, data_config, save_checkpoint
 from fer.use.predict import TorchModel, predict_files
 from fer.use.predict import main as predict_main
-from fer.use.video import Track, main, process, smooth
+from fer.use.tracking import Track, smooth
+from fer.use.video import main, process
 
 CLASSES = ["angry", "happy", "neutral", "sad"]
 FPS = 15
