@@ -15,10 +15,10 @@ scores a photo's face (same crop, test-time augmentation and calibration; checkp
 
 Outputs in `--out`: frames.csv (one row per frame and face: time, frame, track, box, label,
 confidence, every probability, every smoothed probability, the smoothed label),
-frames.json with `--json`, tracks.csv (per track: time in view, share of time per
-expression, dominant expression), timeline.png (smoothed probabilities over time, a panel
-per track; `fer.evaluation.plots`) and, with `--annotate`, annotated.mp4 (boxes, track ids,
-labels).
+frames.jsonl with `--json` (the same rows as JSON Lines, a record per line), tracks.csv (per
+track: time in view, share of time per expression, dominant expression), timeline.png
+(smoothed probabilities over time, a panel per track; `fer.evaluation.plots`) and, with
+`--annotate`, annotated.mp4 (boxes, track ids, labels).
 """
 
 from __future__ import annotations
@@ -74,26 +74,22 @@ class Frame:
 
 
 class Outputs:
-    """frames.csv (and frames.json, annotated.mp4) written as frames come, plus the running
+    """frames.csv (and frames.jsonl, annotated.mp4) written as frames come, plus the running
     per-track summary; `close` ends every file properly, whatever stopped the video."""
 
     def __init__(self, out_dir: Path, classes: list[str], fps: float, annotate: bool, json_out: bool):
         self.out_dir, self.classes, self.fps = out_dir, classes, fps
         out_dir.mkdir(parents=True, exist_ok=True)
         self.csv = open(out_dir / "frames.csv", "w", newline="")
-        self.json = open(out_dir / "frames.json", "w") if json_out else None
+        self.json = open(out_dir / "frames.jsonl", "w") if json_out else None
         self.annotate, self.writer, self.rows = annotate, None, 0
         self.summary: dict[int, dict] = {}
-        if self.json:
-            self.json.write("[")
 
     def write(self, frame: Frame, rows: list[dict]) -> None:
         if rows:
             pd.DataFrame(rows).to_csv(self.csv, header=self.rows == 0, index=False)
-            if self.json:  # a JSON array written record by record: "[", records joined by ",", "]" at close
-                self.json.write(
-                    "".join(("\n" if self.rows + i == 0 else ",\n") + json.dumps(r) for i, r in enumerate(rows))
-                )
+            if self.json:  # JSON Lines: a record per line, so a file cut short keeps every whole line
+                self.json.writelines(json.dumps(r) + "\n" for r in rows)
             self.rows += len(rows)
         for r in rows:
             s = self.summary.setdefault(r["track"], {"first": r["time"], "frames": 0, "labels": {}})
@@ -138,7 +134,6 @@ class Outputs:
             pd.DataFrame(columns=columns).to_csv(self.csv, index=False)
         self.csv.close()
         if self.json:
-            self.json.write("\n]\n")
             self.json.close()
         if self.writer is not None:
             self.writer.release()
@@ -297,7 +292,7 @@ def timeline_means(frames_csv: str | Path, classes: list[str], points: int = 100
     return pd.DataFrame({c: totals[(c, "sum")] / totals[(c, "count")] for c in ["time", *columns]})
 
 
-OUTPUTS = ("frames.csv", "frames.json", "tracks.csv", "timeline.png", "annotated.mp4")  # what a run writes in --out
+OUTPUTS = ("frames.csv", "frames.jsonl", "tracks.csv", "timeline.png", "annotated.mp4")  # what a run writes in --out
 
 
 def clear(out: Path) -> None:
@@ -310,7 +305,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """fer-video's command line, each bad value named by its flag."""
     parser = argparse.ArgumentParser(prog="fer-video", description="Facial expressions over time in a video, per face.")
     parser.add_argument("source", help="a video file (mp4, avi, mov, mkv, webm), a camera index (0) or a stream URL")
-    parser.add_argument("--out", required=True, help="folder for frames.csv, tracks.csv, timeline.png, annotated.mp4")
+    parser.add_argument(
+        "--out", required=True, help="folder for frames.csv, frames.jsonl, tracks.csv, timeline.png, annotated.mp4"
+    )
     parser.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     parser.add_argument("--onnx", help="use this exported ONNX model instead of a checkpoint")
     parser.add_argument("--tta", choices=["flip", "none"], help="as fer-predict --tta (default flip)")
@@ -337,7 +334,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="label a face 'uncertain' when its highest probability is under P (as fer-predict)",
     )
     parser.add_argument("--annotate", action="store_true", help="also write annotated.mp4: boxes, track ids, labels")
-    parser.add_argument("--json", action="store_true", help="also write frames.json (the rows of frames.csv)")
+    parser.add_argument(
+        "--json", action="store_true", help="also write frames.jsonl: the rows of frames.csv, one JSON record per line"
+    )
     parser.add_argument("--batch-size", type=positive, default=32, help="faces classified at once (default 32)")
     parser.add_argument("--max-frames", type=positive, help="stop after this many frames (a camera runs until Ctrl-C)")
     args = parser.parse_args(argv)
@@ -391,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{done['frames']} frames, {done['faces']} faces in {done['tracks']} track(s), {done['fps']:.1f} frames/s; "
         f"{out / 'frames.csv'}, {out / 'tracks.csv'}, {out / 'timeline.png'}"
+        + (f", {out / 'frames.jsonl'}" if args.json else "")
         + (f", {out / 'annotated.mp4'}" if args.annotate else ""),
         file=sys.stderr,
     )
