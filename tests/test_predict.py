@@ -230,6 +230,41 @@ def test_min_confidence_labels_unsure_faces_uncertain_and_keeps_their_probabilit
     assert "--min-confidence is a probability, 0 to 1" in capsys.readouterr().err
 
 
+# what evaluate measures beyond accuracy: calibration, selective prediction, groups
+TRUST_METRICS = {
+    "calibration": {
+        "method": "temperature",
+        "temperature": 1.7,
+        "bins": 15,
+        "uncalibrated": {"ece": 0.12, "nll": 0.9, "brier": 0.4},
+        "calibrated": {"ece": 0.015, "nll": 0.7, "brier": 0.35},
+    },
+    "selective": {
+        "at_confidence": {"0.6": {"coverage": 0.8, "accuracy": 0.95}, "0.9": {"coverage": 0.0, "accuracy": None}}
+    },
+    "groups": {
+        "sex": {
+            "worst": "M",
+            "worst_accuracy": 0.8,
+            "best": "F",
+            "best_accuracy": 0.95,
+            "gap": 0.15,
+            "groups": {"M": {"accuracy": 0.8, "count": 40}, "F": {"accuracy": 0.95, "count": 40}},
+        },
+        "subject": {
+            "worst": "M07",
+            "worst_accuracy": 0.5,
+            "best": "F02",
+            "best_accuracy": 1.0,
+            "gap": 0.5,
+            "people": 7,
+            "median_accuracy": 0.9,
+            "images_per_person": 14.0,
+        },
+    },
+}
+
+
 def test_model_card_says_what_was_measured(checkpoint):
     ckpt = torch.load(checkpoint, weights_only=True)
     metrics = {
@@ -251,43 +286,7 @@ def test_model_card_says_what_was_measured(checkpoint):
     ):
         assert text in card
     assert "## How far the probabilities can be trusted" not in card  # not measured: not claimed
-    metrics.update(
-        {
-            "calibration": {
-                "method": "temperature",
-                "temperature": 1.7,
-                "bins": 15,
-                "uncalibrated": {"ece": 0.12, "nll": 0.9, "brier": 0.4},
-                "calibrated": {"ece": 0.015, "nll": 0.7, "brier": 0.35},
-            },
-            "selective": {
-                "at_confidence": {
-                    "0.6": {"coverage": 0.8, "accuracy": 0.95},
-                    "0.9": {"coverage": 0.0, "accuracy": None},
-                }
-            },
-            "groups": {
-                "sex": {
-                    "worst": "M",
-                    "worst_accuracy": 0.8,
-                    "best": "F",
-                    "best_accuracy": 0.95,
-                    "gap": 0.15,
-                    "groups": {"M": {"accuracy": 0.8, "count": 40}, "F": {"accuracy": 0.95, "count": 40}},
-                },
-                "subject": {
-                    "worst": "M07",
-                    "worst_accuracy": 0.5,
-                    "best": "F02",
-                    "best_accuracy": 1.0,
-                    "gap": 0.5,
-                    "people": 7,
-                    "median_accuracy": 0.9,
-                    "images_per_person": 14.0,
-                },
-            },
-        }
-    )
+    metrics.update(TRUST_METRICS)
     card = model_card(ckpt, metrics, {"protocol": "subject-disjoint", "subject_overlap": 0}, 1e-6, "model.onnx")
     for text in (
         "T = 1.700, fitted on the val split",
