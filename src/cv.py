@@ -63,7 +63,7 @@ def run_folds(params, plan: dict, args) -> list[dict]:
             "which writes the plan first"
         )
     folds = pd.read_csv(args.folds, dtype={"path": str, "split": str})
-    images, meta = cv.load_cache(args.prepared_dir)
+    images, meta = cv.cache_in_memory(args.prepared_dir)
     cache_meta = json.loads((args.prepared_dir / "meta.json").read_text())
     args.state_dir.mkdir(parents=True, exist_ok=True)
     results = []

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from fer.data import formats
 from fer.data.labels import canonical
 from fer.data.preprocess import build
 from fer.data.split import assign, summary
-from fer.params import DataParams
+from fer.params import DataParams, Format
 
 # the real archive: $FER2013, else where a checkout beside ../shared finds it
 FER2013_ARCHIVE = Path(
@@ -25,6 +26,13 @@ FER2013_ARCHIVE = Path(
 def face(path: Path, value: int = 128, size: int = 48):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full((size, size), value, dtype=np.uint8)).save(path)
+
+
+def test_each_format_params_accept_has_its_reader_and_an_unknown_one_is_named():
+    assert list(formats.FORMATS) == list(get_args(Format))  # one list: params accept what a reader reads
+    unknown = DataParams.model_construct(format="kdeff")  # past params' own check
+    with pytest.raises(FerError, match=r"data.format 'kdeff' is none of .*: kdef, fer2013, folders, csv, ckplus"):
+        formats.scan(Path("."), unknown)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 import json
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +10,6 @@ from matplotlib import cbook
 from PIL import Image
 
 from fer.checkpoint import Checkpoint
-from fer.data import synthetic
 from fer.models import create, data_config
 from fer.training.calibrate import calibrate
 from fer.use.export import export_onnx, model_card, parity
@@ -46,18 +44,6 @@ def test_one_face_found_on_a_real_photo(checkpoint):
     f = faces.iloc[0]
     assert 0 <= f.x < f.x + f.w <= width and 0 <= f.y < f.y + f.h <= height and f.w > 50
     assert f[CLASSES].sum() == pytest.approx(1, abs=1e-5) and f.label in CLASSES
-
-
-def test_a_face_the_cascade_reports_twice_is_one_face(checkpoint, tmp_path):
-    # Demo faces turned aside where OpenCV's cascade returns two shifted boxes for one face.
-    synthetic.generate(tmp_path, subjects=24, angles=("HR",), size=(96, 128))
-    photos = [tmp_path / "AF06" / "AF06ANHR.JPG", tmp_path / "AF08" / "AF08HAHR.JPG"]
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    for photo in photos:  # the case itself: two boxes straight from the cascade
-        grey = np.asarray(Image.open(photo).convert("L"))
-        assert len(cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))) == 2
-    faces, errors = predict_files(photos, TorchModel(checkpoint, "cpu"))
-    assert errors.empty and list(faces["file"]) == list(map(str, photos))
 
 
 def test_images_without_a_face_are_named_with_the_fix(checkpoint, tmp_path, capsys):
@@ -235,6 +221,41 @@ def test_min_confidence_labels_unsure_faces_uncertain_and_keeps_their_probabilit
     assert "--min-confidence is a probability, 0 to 1" in capsys.readouterr().err
 
 
+# what evaluate measures beyond accuracy: calibration, selective prediction, groups
+TRUST_METRICS = {
+    "calibration": {
+        "method": "temperature",
+        "temperature": 1.7,
+        "bins": 15,
+        "uncalibrated": {"ece": 0.12, "nll": 0.9, "brier": 0.4},
+        "calibrated": {"ece": 0.015, "nll": 0.7, "brier": 0.35},
+    },
+    "selective": {
+        "at_confidence": {"0.6": {"coverage": 0.8, "accuracy": 0.95}, "0.9": {"coverage": 0.0, "accuracy": None}}
+    },
+    "groups": {
+        "sex": {
+            "worst": "M",
+            "worst_accuracy": 0.8,
+            "best": "F",
+            "best_accuracy": 0.95,
+            "gap": 0.15,
+            "groups": {"M": {"accuracy": 0.8, "count": 40}, "F": {"accuracy": 0.95, "count": 40}},
+        },
+        "subject": {
+            "worst": "M07",
+            "worst_accuracy": 0.5,
+            "best": "F02",
+            "best_accuracy": 1.0,
+            "gap": 0.5,
+            "people": 7,
+            "median_accuracy": 0.9,
+            "images_per_person": 14.0,
+        },
+    },
+}
+
+
 def test_model_card_says_what_was_measured(checkpoint):
     ckpt = Checkpoint.load(checkpoint)
     metrics = {
@@ -256,43 +277,7 @@ def test_model_card_says_what_was_measured(checkpoint):
     ):
         assert text in card
     assert "## How far the probabilities can be trusted" not in card  # not measured: not claimed
-    metrics.update(
-        {
-            "calibration": {
-                "method": "temperature",
-                "temperature": 1.7,
-                "bins": 15,
-                "uncalibrated": {"ece": 0.12, "nll": 0.9, "brier": 0.4},
-                "calibrated": {"ece": 0.015, "nll": 0.7, "brier": 0.35},
-            },
-            "selective": {
-                "at_confidence": {
-                    "0.6": {"coverage": 0.8, "accuracy": 0.95},
-                    "0.9": {"coverage": 0.0, "accuracy": None},
-                }
-            },
-            "groups": {
-                "sex": {
-                    "worst": "M",
-                    "worst_accuracy": 0.8,
-                    "best": "F",
-                    "best_accuracy": 0.95,
-                    "gap": 0.15,
-                    "groups": {"M": {"accuracy": 0.8, "count": 40}, "F": {"accuracy": 0.95, "count": 40}},
-                },
-                "subject": {
-                    "worst": "M07",
-                    "worst_accuracy": 0.5,
-                    "best": "F02",
-                    "best_accuracy": 1.0,
-                    "gap": 0.5,
-                    "people": 7,
-                    "median_accuracy": 0.9,
-                    "images_per_person": 14.0,
-                },
-            },
-        }
-    )
+    metrics.update(TRUST_METRICS)
     card = model_card(ckpt, metrics, {"protocol": "subject-disjoint", "subject_overlap": 0}, 1e-6, "model.onnx")
     for text in (
         "T = 1.700, fitted on the val split",

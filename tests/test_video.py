@@ -18,7 +18,8 @@ from fer.data import synthetic
 from fer.models import create, data_config
 from fer.use.predict import TorchModel, predict_files
 from fer.use.predict import main as predict_main
-from fer.use.video import Track, main, process, smooth
+from fer.use.tracking import Track, smooth
+from fer.use.video import main, process
 
 CLASSES = ["angry", "happy", "neutral", "sad"]
 FPS = 15
@@ -86,7 +87,7 @@ def test_each_person_keeps_one_track_id_while_in_view(run):
     for c in CLASSES:  # raw and smoothed probabilities, both
         assert {c, f"smoothed_{c}"} <= set(frames.columns)
     assert frames[CLASSES].sum(1).to_numpy() == pytest.approx(1, abs=1e-5)
-    as_json = pd.DataFrame(json.loads((run / "frames.json").read_text()))
+    as_json = pd.DataFrame(json.loads(line) for line in (run / "frames.jsonl").read_text().splitlines())
     pd.testing.assert_frame_equal(as_json, frames, check_dtype=False)
 
 
@@ -149,7 +150,8 @@ def test_a_video_cut_short_keeps_the_frames_before_the_break(video, checkpoint, 
     assert main([str(cut), "--out", str(tmp_path / "out"), "--checkpoint", str(checkpoint), "--json"]) == 0
     frames = pd.read_csv(tmp_path / "out" / "frames.csv")
     assert 20 < frames["frame"].max() < 59 and frames["frame"].min() == 0
-    assert len(json.loads((tmp_path / "out" / "frames.json").read_text())) == len(frames)  # a whole JSON file
+    lines = (tmp_path / "out" / "frames.jsonl").read_text().splitlines()
+    assert len([json.loads(line) for line in lines]) == len(frames)  # every record whole
     assert "broke off after frame" in capsys.readouterr().err
 
 
@@ -204,7 +206,7 @@ def test_each_bad_flag_is_named(video, checkpoint, tmp_path, capsys, args, named
 
 def test_a_second_run_leaves_nothing_of_the_first(video, checkpoint, run, tmp_path):
     out = shutil.copytree(run, tmp_path / "out")
-    assert {"annotated.mp4", "frames.json"} <= {p.name for p in out.iterdir()}
+    assert {"annotated.mp4", "frames.jsonl"} <= {p.name for p in out.iterdir()}
     assert main([str(video), "--out", str(out), "--checkpoint", str(checkpoint), "--max-frames", "5"]) == 0
-    assert not (out / "annotated.mp4").exists() and not (out / "frames.json").exists()
+    assert not (out / "annotated.mp4").exists() and not (out / "frames.jsonl").exists()
     assert pd.read_csv(out / "frames.csv")["frame"].max() == 4

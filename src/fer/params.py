@@ -35,9 +35,13 @@ class LabelCsvParams(Section):
     attributes: tuple[str, ...] = ()  # more columns to carry, each an attribute of the image (accuracy per group)
 
 
+# data.format: how a dataset's files are read; each name has its reader in fer.data.formats.FORMATS
+Format = Literal["kdef", "fer2013", "folders", "csv", "ckplus", "ferplus", "filenames"]
+
+
 class DataParams(Section):
     source: str = "kaggle:tom99763/testtt"
-    format: Literal["kdef", "fer2013", "folders", "csv", "ckplus", "ferplus", "filenames"] = "kdef"
+    format: Format = "kdef"
     classes: tuple[str, ...] = ()
     class_map: str | dict[str | int, str] = ""
     label_csv: LabelCsvParams = LabelCsvParams()

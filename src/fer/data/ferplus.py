@@ -25,6 +25,11 @@ EXPRESSIONS = tuple(canonical(v) for v in VOTES[:8])
 SPLITS = {"fer2013train": "train", "fer2013valid": "val", "fer2013test": "test"}
 
 
+def read(root: Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """data.format=ferplus: `scan` (FER+ has its own vote columns: `data` adds nothing)."""
+    return scan(root)
+
+
 def scan(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(images, skipped) of a FER+ tree under `root` (see the module docstring): `path`,
     `label`, `official`, `raw_label` (the top vote's column name) and `votes` ("angry=0 ... "
@@ -38,7 +43,7 @@ def scan(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
     images, skipped = [], []
     for csv in csvs:
-        found, left = _read(csv, root)
+        found, left = _read_labels(csv, root)
         images.append(found)
         skipped.append(left)
     listed = set(pd.concat(images)["path"]) | set(pd.concat(skipped)["path"])
@@ -52,7 +57,7 @@ def scan(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
-def _read(csv: Path, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _read_labels(csv: Path, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     table = pd.read_csv(csv, header=None, dtype={0: str}, skipinitialspace=True)
     if table.shape[1] != 2 + len(VOTES):
         raise FerError(

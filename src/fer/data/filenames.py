@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from fer import FerError
-from fer.data.labels import CLASSES, NAME_PATTERNS, canonical, label_key
+from fer.data.images import COLUMNS, files, is_image, split_folder
+from fer.data.labels import CLASSES, NAME_PATTERNS, canonical, label_key, read_class_map
 
 
 def patterns(label_pattern: str, subject_pattern: str = "") -> tuple[str, str]:
@@ -30,18 +31,37 @@ def patterns(label_pattern: str, subject_pattern: str = "") -> tuple[str, str]:
     return label_pattern, subject_pattern
 
 
+def read(root: Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """data.format=filenames: `scan` of every image under `root` with data.label_pattern,
+    data.subject_pattern and data.class_map; split folders on the way (train/, test/, ...)
+    give the dataset's own split."""
+    found = files(root)
+    others = [(f.relative_to(root).as_posix(), "not an image file") for f in found if not is_image(f)]
+    images, skipped = scan(
+        root,
+        [f for f in found if is_image(f)],
+        data.label_pattern,
+        data.subject_pattern,
+        read_class_map(data.class_map),
+    )
+    images["official"] = [split_folder(root / p, root) for p in images["path"]]
+    return images.reindex(columns=COLUMNS), pd.concat(
+        [skipped, pd.DataFrame(others, columns=["path", "reason"])], ignore_index=True
+    )
+
+
 def scan(
     root: str | Path,
-    files: list[Path],
+    image_files: list[Path],
     label_pattern: str,
     subject_pattern: str = "",
     class_map: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(images, skipped) of the image `files` under `root`: `path`, `label`, `subject`,
+    """(images, skipped) of the `image_files` under `root`: `path`, `label`, `subject`,
     `raw_label` from each file name (see the module docstring)."""
     label_re, subject_re = (re.compile(p) if p else None for p in patterns(label_pattern, subject_pattern))
     rows, skipped = [], []
-    for file in files:
+    for file in image_files:
         rel = Path(file).relative_to(root).as_posix()
         label, subject = label_re.search(file.name), subject_re.search(file.name) if subject_re else None
         if not label:

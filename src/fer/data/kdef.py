@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer.data.labels import KDEF_ANGLES, KDEF_CODES, canonical
+from fer import FerError
+from fer.data.images import wanted_classes
+from fer.data.labels import BASIC, KDEF_ANGLES, KDEF_CODES, canonical
 
 NAME = re.compile(
     r"(?P<session>[AB])(?P<sex>[FM])(?P<number>\d{2})"
@@ -71,6 +73,19 @@ def scan(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         seen[key] = rel
         rows.append({"path": rel, **fields})
     return pd.DataFrame(rows, columns=COLUMNS), pd.DataFrame(skipped, columns=["path", "reason"])
+
+
+def read(root: Path, data) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """data.format=kdef: `scan`, with each photo's expression code as `raw_label`. Raises
+    FerError if a class the run trains on (data.classes, else the basic seven) has no photo."""
+    images, skipped = scan(root)
+    images["raw_label"] = [NAME.fullmatch(Path(p).name)["code"].upper() for p in images["path"]]
+    absent = sorted((wanted_classes(data.classes) or set(BASIC)) - set(images["label"]))
+    if len(images) and absent:
+        raise FerError(
+            f"no KDEF images of {', '.join(absent)}; add them, or train on the classes present with data.classes"
+        )
+    return images, skipped
 
 
 def missing(images: pd.DataFrame, skipped: pd.DataFrame | None = None) -> tuple[pd.DataFrame, int]:

@@ -27,8 +27,9 @@ from fer.training.calibrate import calibrate
 from fer.training.train import train_run
 
 
-def load_cache(prepared_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
-    """Every cached image (N, C, H, W) in memory and its facts."""
+def cache_in_memory(prepared_dir: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """Every cached image (N, C, H, W) read into memory, and its facts (`cache.load_cache` maps
+    the file instead): every fold trains and tests on rows of it."""
     images, meta = cache.load_cache(prepared_dir)
     return np.asarray(images), meta
 

@@ -1,4 +1,5 @@
-"""PNG figures for people who just want to look (DVC renders the CSV and TSV files itself)."""
+"""PNG figures for people who just want to look (DVC renders the CSV and TSV files itself),
+and fer-video's timeline."""
 
 from __future__ import annotations
 
@@ -104,6 +105,28 @@ def coverage_png(curve: pd.DataFrame, path: str | Path) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def timeline_png(means: pd.DataFrame, classes: list[str], path: str | Path, max_tracks: int = 8) -> None:
+    """fer-video's timeline: each class's smoothed probability over time, one panel per track
+    (the `max_tracks` longest in view); `means` holds `time` and `smoothed_<class>` indexed by
+    (track, time bin), as `fer.use.video.timeline_means` gives them."""
+    if means.empty:
+        return _note_png("no face was found in the video", path)
+    longest = means.groupby(level=0).size().sort_values(ascending=False).index[:max_tracks]
+    fig, axes = plt.subplots(len(longest), 1, figsize=(10, 2.2 * len(longest) + 0.6), sharex=True, squeeze=False)
+    for ax, track in zip(axes[:, 0], sorted(longest)):
+        curve = means.loc[track]
+        for c in classes:
+            ax.plot(curve["time"], curve[f"smoothed_{c}"], label=c, lw=1.2)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"track {track}")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(ncol=min(len(classes), 8), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.35))
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 

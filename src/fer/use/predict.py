@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from fer import FerError, starter
 from fer.cli import user_errors
 from fer.data.faces import DETECTOR, MARGIN, MIN_FACE, crop, find_faces, margin_framing, rounded
-from fer.data.formats import IMAGE_SUFFIXES
+from fer.data.images import IMAGE_SUFFIXES
 from fer.data.preprocess import load_image, open_image
 from fer.io import check_writable, write_csv, write_text
 from fer.progress import progress

@@ -7,19 +7,18 @@
 Frames are read, scored in batches and written as they go, so memory stays flat whatever the
 video's length. Faces are found by the detector fer-predict uses (`fer.data.faces`), every
 `--detect-every` frames; in between, each face's box is carried forward at the speed it last
-moved. Faces are followed across frames as tracks: a detection joins the track whose
-(carried) box it overlaps most, the Hungarian assignment over box IoU (scipy), so each person
-keeps a track id while in view. Each face is cut, framed and scored exactly as fer-predict
-cuts and scores a photo's face (same crop, test-time augmentation and calibration;
-checkpoint or ONNX). Per track, the class probabilities are smoothed over time with an
-exponential moving average whose time constant is `--smooth` seconds; raw and smoothed
-values are both written.
+moved. Faces are followed across frames as tracks, so each person keeps a track id while in
+view, and each track's class probabilities are smoothed over time with an exponential moving
+average whose time constant is `--smooth` seconds (`fer.use.tracking`); raw and smoothed
+values are both written. Each face is cut, framed and scored exactly as fer-predict cuts and
+scores a photo's face (same crop, test-time augmentation and calibration; checkpoint or ONNX).
 
 Outputs in `--out`: frames.csv (one row per frame and face: time, frame, track, box, label,
 confidence, every probability, every smoothed probability, the smoothed label),
-frames.json with `--json`, tracks.csv (per track: time in view, share of time per
-expression, dominant expression), timeline.png (smoothed probabilities over time, a panel
-per track) and, with `--annotate`, annotated.mp4 (boxes, track ids, labels).
+frames.jsonl with `--json` (the same rows as JSON Lines, a record per line), tracks.csv (per
+track: time in view, share of time per expression, dominant expression), timeline.png
+(smoothed probabilities over time, a panel per track; `fer.evaluation.plots`) and, with
+`--annotate`, annotated.mp4 (boxes, track ids, labels).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,88 +40,9 @@ from fer.cli import user_errors
 from fer.data.faces import Face, find_faces, rounded
 from fer.io import check_writable
 from fer.use.predict import CHECKPOINT_HELP, UNCERTAIN, answering_model, face_inputs, positive
+from fer.use.tracking import Track, Tracker, smooth
 
-MIN_IOU = 0.2  # a detection joins a track only if its box overlaps the track's (carried) box at least this much
 PHASES = ("decode", "detect", "classify", "write")
-
-
-@dataclass
-class Track:
-    """One person's face while in view: its id, its last box, how fast the box moved."""
-
-    id: int
-    face: Face
-    seen: int  # frame index of the last detection
-    velocity: tuple[float, float] = (0.0, 0.0)  # box centre, px per frame
-    smoothed: np.ndarray | None = None
-    time: float | None = None  # of the smoothed value
-
-    def at(self, frame: int) -> Face:
-        """The face's box and landmarks carried forward to `frame` at its last speed."""
-        dx, dy = (v * (frame - self.seen) for v in self.velocity)
-        x, y, w, h = self.face.box
-        return Face(
-            (x + dx, y + dy, w, h), tuple((px + dx, py + dy) for px, py in self.face.landmarks), self.face.score
-        )
-
-
-@dataclass
-class Tracker:
-    """Faces followed across frames: detections joined to tracks by box overlap."""
-
-    max_missed: int = 15  # frames a track survives without a detection (a blink of the detector)
-    tracks: list[Track] = field(default_factory=list)
-    shown: list[Track] = field(default_factory=list)  # the tracks in view since the last detection
-    next_id: int = 1
-
-    def update(self, faces: list[Face], frame: int) -> list[Track]:
-        """Join `faces`, detected in `frame`, to the tracks; start a track for each face left
-        over; return the tracks in view (in track id order)."""
-        from scipy.optimize import linear_sum_assignment
-        from torchvision.ops import box_iou
-
-        matched = {}
-        if self.tracks and faces:
-            iou = box_iou(_xyxy([t.at(frame).box for t in self.tracks]), _xyxy([f.box for f in faces])).numpy()
-            rows, cols = linear_sum_assignment(-iou)
-            matched = {c: self.tracks[r] for r, c in zip(rows, cols) if iou[r, c] >= MIN_IOU}
-        for i, face in enumerate(faces):
-            track = matched.get(i)
-            if track is None:
-                track = Track(self.next_id, face, frame)
-                self.next_id += 1
-                self.tracks.append(track)
-            else:
-                (x0, y0), (x1, y1) = _centre(track.face), _centre(face)
-                track.velocity = ((x1 - x0) / (frame - track.seen), (y1 - y0) / (frame - track.seen))
-                track.face, track.seen = face, frame
-        self.tracks = [t for t in self.tracks if frame - t.seen <= self.max_missed]
-        self.shown = sorted((t for t in self.tracks if t.seen == frame), key=lambda t: t.id)
-        return self.shown
-
-
-def _xyxy(boxes):
-    import torch
-
-    b = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-    return torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], 1)
-
-
-def _centre(face: Face) -> tuple[float, float]:
-    x, y, w, h = face.box
-    return x + w / 2, y + h / 2
-
-
-def smooth(track: Track, probs: np.ndarray, t: float, tau: float) -> np.ndarray:
-    """The track's exponential moving average of `probs` at time `t` (s), time constant `tau`
-    (s; 0: no smoothing): a frame's weight is 1 - exp(-dt / tau), so the smoothing means the
-    same at any frame rate."""
-    if track.smoothed is None or tau <= 0:
-        track.smoothed = probs.copy()
-    else:
-        track.smoothed = track.smoothed + (1 - math.exp(-(t - track.time) / tau)) * (probs - track.smoothed)
-    track.time = t
-    return track.smoothed
 
 
 def open_video(source: str):
@@ -154,26 +74,22 @@ class Frame:
 
 
 class Outputs:
-    """frames.csv (and frames.json, annotated.mp4) written as frames come, plus the running
+    """frames.csv (and frames.jsonl, annotated.mp4) written as frames come, plus the running
     per-track summary; `close` ends every file properly, whatever stopped the video."""
 
     def __init__(self, out_dir: Path, classes: list[str], fps: float, annotate: bool, json_out: bool):
         self.out_dir, self.classes, self.fps = out_dir, classes, fps
         out_dir.mkdir(parents=True, exist_ok=True)
         self.csv = open(out_dir / "frames.csv", "w", newline="")
-        self.json = open(out_dir / "frames.json", "w") if json_out else None
+        self.json = open(out_dir / "frames.jsonl", "w") if json_out else None
         self.annotate, self.writer, self.rows = annotate, None, 0
         self.summary: dict[int, dict] = {}
-        if self.json:
-            self.json.write("[")
 
     def write(self, frame: Frame, rows: list[dict]) -> None:
         if rows:
             pd.DataFrame(rows).to_csv(self.csv, header=self.rows == 0, index=False)
-            if self.json:  # a JSON array written record by record: "[", records joined by ",", "]" at close
-                self.json.write(
-                    "".join(("\n" if self.rows + i == 0 else ",\n") + json.dumps(r) for i, r in enumerate(rows))
-                )
+            if self.json:  # JSON Lines: a record per line, so a file cut short keeps every whole line
+                self.json.writelines(json.dumps(r) + "\n" for r in rows)
             self.rows += len(rows)
         for r in rows:
             s = self.summary.setdefault(r["track"], {"first": r["time"], "frames": 0, "labels": {}})
@@ -218,7 +134,6 @@ class Outputs:
             pd.DataFrame(columns=columns).to_csv(self.csv, index=False)
         self.csv.close()
         if self.json:
-            self.json.write("\n]\n")
             self.json.close()
         if self.writer is not None:
             self.writer.release()
@@ -358,17 +273,10 @@ def _label(probs: np.ndarray, classes: list[str], min_confidence: float) -> str:
     return classes[int(probs.argmax())] if probs.max() >= min_confidence else UNCERTAIN
 
 
-def timeline(
-    frames_csv: str | Path, classes: list[str], path: str | Path, max_tracks: int = 8, points: int = 1000
-) -> None:
-    """The smoothed probability of each class over time, one panel per track (the `max_tracks`
-    longest in view). frames.csv is read in chunks and each track's curve averaged into at
-    most `points` time bins, so a long video plots in flat memory."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def timeline_means(frames_csv: str | Path, classes: list[str], points: int = 1000) -> pd.DataFrame:
+    """Each track's smoothed probabilities over time, averaged into at most `points` time bins:
+    `time` and `smoothed_<class>` indexed by (track, bin). frames.csv is read in chunks, so a
+    long video is summed in flat memory."""
     columns = [f"smoothed_{c}" for c in classes]
     end = 0.0
     for chunk in pd.read_csv(frames_csv, usecols=["time"], chunksize=100_000):
@@ -378,30 +286,13 @@ def timeline(
     for chunk in pd.read_csv(frames_csv, usecols=["time", "track", *columns], chunksize=100_000):
         chunk["bin"] = (chunk["time"] // width).astype(int)
         sums.append(chunk.groupby(["track", "bin"])[["time", *columns]].agg(["sum", "count"]))
-    fig_tracks = pd.concat(sums).groupby(level=[0, 1]).sum() if sums else None
-    if fig_tracks is None or fig_tracks.empty:
-        fig, ax = plt.subplots(figsize=(8, 1.5))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no face was found in the video", ha="center", va="center")
-    else:
-        means = pd.DataFrame({c: fig_tracks[(c, "sum")] / fig_tracks[(c, "count")] for c in ["time", *columns]})
-        longest = means.groupby(level=0).size().sort_values(ascending=False).index[:max_tracks]
-        fig, axes = plt.subplots(len(longest), 1, figsize=(10, 2.2 * len(longest) + 0.6), sharex=True, squeeze=False)
-        for ax, track in zip(axes[:, 0], sorted(longest)):
-            curve = means.loc[track]
-            for c in classes:
-                ax.plot(curve["time"], curve[f"smoothed_{c}"], label=c, lw=1.2)
-            ax.set_ylim(0, 1)
-            ax.set_ylabel(f"track {track}")
-            ax.grid(alpha=0.3)
-        axes[0, 0].legend(ncol=min(len(classes), 8), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.35))
-        axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    totals = pd.concat(sums).groupby(level=[0, 1]).sum() if sums else pd.DataFrame()
+    if totals.empty:  # no face in the whole video
+        return pd.DataFrame(columns=["time", *columns])
+    return pd.DataFrame({c: totals[(c, "sum")] / totals[(c, "count")] for c in ["time", *columns]})
 
 
-OUTPUTS = ("frames.csv", "frames.json", "tracks.csv", "timeline.png", "annotated.mp4")  # what a run writes in --out
+OUTPUTS = ("frames.csv", "frames.jsonl", "tracks.csv", "timeline.png", "annotated.mp4")  # what a run writes in --out
 
 
 def clear(out: Path) -> None:
@@ -414,7 +305,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """fer-video's command line, each bad value named by its flag."""
     parser = argparse.ArgumentParser(prog="fer-video", description="Facial expressions over time in a video, per face.")
     parser.add_argument("source", help="a video file (mp4, avi, mov, mkv, webm), a camera index (0) or a stream URL")
-    parser.add_argument("--out", required=True, help="folder for frames.csv, tracks.csv, timeline.png, annotated.mp4")
+    parser.add_argument(
+        "--out", required=True, help="folder for frames.csv, frames.jsonl, tracks.csv, timeline.png, annotated.mp4"
+    )
     parser.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     parser.add_argument("--onnx", help="use this exported ONNX model instead of a checkpoint")
     parser.add_argument("--tta", choices=["flip", "none"], help="as fer-predict --tta (default flip)")
@@ -441,7 +334,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="label a face 'uncertain' when its highest probability is under P (as fer-predict)",
     )
     parser.add_argument("--annotate", action="store_true", help="also write annotated.mp4: boxes, track ids, labels")
-    parser.add_argument("--json", action="store_true", help="also write frames.json (the rows of frames.csv)")
+    parser.add_argument(
+        "--json", action="store_true", help="also write frames.jsonl: the rows of frames.csv, one JSON record per line"
+    )
     parser.add_argument("--batch-size", type=positive, default=32, help="faces classified at once (default 32)")
     parser.add_argument("--max-frames", type=positive, help="stop after this many frames (a camera runs until Ctrl-C)")
     args = parser.parse_args(argv)
@@ -480,8 +375,10 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"stopped; what was read is in {args.out}", file=sys.stderr)
             done = None
+        from fer.evaluation.plots import timeline_png
+
         out = Path(args.out)
-        timeline(out / "frames.csv", model.classes, out / "timeline.png")
+        timeline_png(timeline_means(out / "frames.csv", model.classes), model.classes, out / "timeline.png")
     if done is None:
         return 130
     if done["expected_frames"] and done["frames"] < done["expected_frames"] and args.max_frames is None:
@@ -493,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{done['frames']} frames, {done['faces']} faces in {done['tracks']} track(s), {done['fps']:.1f} frames/s; "
         f"{out / 'frames.csv'}, {out / 'tracks.csv'}, {out / 'timeline.png'}"
+        + (f", {out / 'frames.jsonl'}" if args.json else "")
         + (f", {out / 'annotated.mp4'}" if args.annotate else ""),
         file=sys.stderr,
     )
