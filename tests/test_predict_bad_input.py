@@ -1,6 +1,7 @@
 """fer-predict on bad input: a one-line error naming the cause and the fix, never a traceback,
 a non-zero exit when nothing useful was made, outputs checked before the work and never lost."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+import yaml
 from matplotlib import cbook
 
 from fer.checkpoint import Checkpoint
@@ -77,6 +79,27 @@ def test_an_onnx_file_with_damaged_weights_gives_no_nan(model, tmp_path, capsys)
         match="not numbers (NaN or infinite)",
     )
     assert not (tmp_path / "out.json").exists()
+
+
+def test_an_onnx_file_from_an_earlier_model_is_refused(model, tmp_path, capsys):
+    """A training run removes models/best.pt when it starts (DVC) and a stopped one never writes
+    it back, while models/model.onnx stays the earlier model's: predict must not answer with it."""
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    for file in model:
+        shutil.copy(file, repo / "models" / file.name)
+    digest = hashlib.md5(model[0].read_bytes()).hexdigest()
+    lock = {
+        "stages": {
+            "export": {"deps": [{"path": "models/best.pt", "md5": digest}], "outs": [{"path": "models/model.onnx"}]}
+        }
+    }
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock))
+    assert main([str(GRACE_HOPPER), "--onnx", str(repo / "models/model.onnx")]) == 0  # the workspace's own model
+    (repo / "models/best.pt").write_bytes(model[0].read_bytes() + b"\0")
+    fails(capsys, GRACE_HOPPER, "--onnx", repo / "models/model.onnx", match="which has changed since")
+    (repo / "models/best.pt").unlink()
+    fails(capsys, GRACE_HOPPER, "--onnx", repo / "models/model.onnx", match="which is gone")
 
 
 @pytest.mark.parametrize("flag", ["--json", "--csv"])

@@ -129,6 +129,8 @@ class OnnxModel:
                 "of another kind looks like this; export it again (dvc repro export) or copy it "
                 "again"
             ) from None
+        if why := stale(path):
+            raise FerError(why)
         meta = self.session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:
             raise FerError(f"{path} has no class metadata; export it with the pipeline's export stage")
@@ -146,6 +148,41 @@ class OnnxModel:
                 "are damaged; export it again (dvc repro export) or copy it again"
             )
         return probs
+
+
+def stale(path: str | Path) -> str:
+    """Why the pipeline's output `path` (models/model.onnx) no longer belongs to the workspace
+    beside it, or "". dvc.lock records the checkpoint the export stage made it from; when that
+    file has changed or is gone since (a training run started after the export, or was
+    stopped: DVC removes a stage's outputs before it runs), the file is an earlier model's."""
+    path = Path(path).resolve()
+    lock = next((d / "dvc.lock" for d in path.parents if (d / "dvc.lock").is_file()), None)
+    if lock is None:
+        return ""
+    import hashlib
+
+    import yaml
+
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    rel = path.relative_to(lock.parent).as_posix()
+    for stage in stages.values():
+        if not any(out.get("path") == rel for out in stage.get("outs", [])):
+            continue
+        for dep in stage.get("deps", []):
+            source = lock.parent / dep["path"]
+            if source.suffix != ".pt":
+                continue
+            if not source.is_file():
+                change = "is gone (a training run started since and has not finished)"
+            elif hashlib.md5(source.read_bytes()).hexdigest() != dep.get("md5"):
+                change = "has changed since (a training run after the export)"
+            else:
+                continue
+            return (
+                f"{_shown(path)} is an earlier model's: it was exported from {dep['path']}, which {change}. "
+                f"Finish the run (dvc repro) to export the current model, or use --checkpoint starter"
+            )
+    return ""
 
 
 def answering_model(checkpoint: str | None, onnx: str | None, device: str = "auto", tta: str | None = None):
