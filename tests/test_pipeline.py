@@ -33,17 +33,17 @@ def test_repro_produces_metrics_plots_and_an_honest_split(repo):
         assert 0 <= m[key] <= 1
     assert set(m["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
     assert m["accuracy_by_angle"].keys() == {"S"}
-    split = json.loads((repo / "metrics/split.json").read_text())
+    split = json.loads((repo / "metrics/details/split.json").read_text())
     assert split["protocol"] == "subject-disjoint" and split["subject_overlap"] == 0
     manifest = pd.read_csv(repo / "data/split/manifest.csv")
     assert manifest.groupby("subject")["split"].nunique().max() == 1
     assert len(pd.read_csv(repo / "plots/confusion.csv")) == m["test_images"] == split["test_images"]
     assert list(pd.read_csv(repo / "metrics/train/plots/metrics/val_acc.tsv", sep="\t")["step"]) == [1, 2]
-    train = json.loads((repo / "metrics/train/metrics.json").read_text())
-    assert train["step"] == train["epochs_run"] == 2 and 1 <= train["best_epoch"] <= 2
+    train = json.loads((repo / "metrics/details/train.json").read_text())
+    assert train["epochs_run"] == 2 and 1 <= train["best_epoch"] <= 2 and train["threads"] >= 1
     for png in ("confusion.png", "accuracy.png", "loss.png"):
         assert (repo / "plots" / png).read_bytes()[:4] == b"\x89PNG"
-    assert json.loads((repo / "metrics/export.json").read_text())["onnx_max_abs_diff"] <= 1e-4
+    assert json.loads((repo / "metrics/details/export.json").read_text())["onnx_max_abs_diff"] <= 1e-4
     assert (repo / "models/model.onnx").stat().st_size > 0
     card = (repo / "models/MODEL_CARD.md").read_text()
     assert "subject-disjoint" in card and f"| {m['accuracy']:.4f} |" in card
@@ -51,7 +51,7 @@ def test_repro_produces_metrics_plots_and_an_honest_split(repo):
     framing = json.loads((repo / "data/prepared/meta.json").read_text())["framing"]
     assert torch.load(repo / "models/best.pt", weights_only=True)["data_config"]["framing"] == framing
     assert OnnxModel(repo / "models/model.onnx").data_config["framing"] == framing
-    assert json.loads((repo / "metrics/preprocess.json").read_text())["framing"] == framing
+    assert json.loads((repo / "metrics/details/preprocess.json").read_text())["framing"] == framing
     shown = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
     rows = {name: shown[name][0]["content"]["data"]["values"] for name in ("plots/confusion.csv", "accuracy", "loss")}
     assert len(rows["plots/confusion.csv"]) == m["test_images"]
@@ -216,7 +216,7 @@ def test_numbered_class_folders_are_read_with_their_class_map_and_people_apart(t
         {**TINY, "data": {"source": str(tree), "format": "folders", "subject_pattern": r"^[AB]([FM]\d\d)"}},
     )
     run(root, "dvc", "repro", "split")
-    split = json.loads((root / "metrics/split.json").read_text())
+    split = json.loads((root / "metrics/details/split.json").read_text())
     assert split["class_map"] == {folder: label for label, folder in sorted(numbered.items(), key=lambda p: p[1])}
     assert split["protocol"] == "subject-disjoint" and split["subject_overlap"] == 0
     assert set(pd.read_csv(root / "data/split/manifest.csv")["label"]) == set(numbered)
@@ -237,7 +237,7 @@ def test_the_demo_trains_on_aligned_face_crops(tmp_path):
         "data.demo_size=[96,128]",
     )
     assert "Running stage 'preprocess'" in p.stdout and "Running stage 'export'" in p.stdout
-    pre = json.loads((repo / "metrics/preprocess.json").read_text())
+    pre = json.loads((repo / "metrics/details/preprocess.json").read_text())
     faces = pd.read_csv(repo / "data/prepared/faces.csv")
     assert pre["face_found"] + pre["no_face"] == len(faces) == pre["decoded"] and pre["no_face_skipped"] == 0
     assert pre["face_found"] >= 0.95 * len(faces)  # the straight demo faces: all but a few are found
@@ -309,7 +309,7 @@ def test_a_split_change_decodes_nothing_again(repo):
     assert json.loads((repo / "metrics/cv.json").read_text()) == {"folds": 0}
     assert len(pd.read_csv(repo / "plots/cv/confusion.csv")) == 0  # DVC draws nothing for it
     assert not list((repo / "plots/cv").glob("*.png"))  # nor a picture saying there is nothing
-    split = json.loads((repo / "metrics/split.json").read_text())
+    split = json.loads((repo / "metrics/details/split.json").read_text())
     assert split["protocol"] == "image-level (subjects leak)" and split["subject_overlap"] > 0
     m = json.loads((repo / "metrics/metrics.json").read_text())
     assert m["test_images"] == split["test_images"]
