@@ -28,7 +28,7 @@ def repo(tmp_path_factory):
 
 
 def test_repro_produces_metrics_plots_and_an_honest_split(repo):
-    m = json.loads((repo / "metrics/metrics.json").read_text())
+    m = json.loads((repo / "metrics/details/evaluate.json").read_text())
     for key in ("accuracy", "macro_f1", "balanced_accuracy", "majority_baseline"):
         assert 0 <= m[key] <= 1
     assert set(m["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
@@ -61,7 +61,7 @@ def test_repro_produces_metrics_plots_and_an_honest_split(repo):
 
 
 def test_repro_reports_calibration_abstaining_and_who_the_model_fails(repo):
-    m = json.loads((repo / "metrics/metrics.json").read_text())
+    m = json.loads((repo / "metrics/details/evaluate.json").read_text())
     cal = m["calibration"]
     assert cal["method"] == "temperature" and cal["temperature"] > 0 and cal["bins"] == 15
     for when in ("uncalibrated", "calibrated"):
@@ -311,7 +311,7 @@ def test_a_split_change_decodes_nothing_again(repo):
     assert not list((repo / "plots/cv").glob("*.png"))  # nor a picture saying there is nothing
     split = json.loads((repo / "metrics/details/split.json").read_text())
     assert split["protocol"] == "image-level (subjects leak)" and split["subject_overlap"] > 0
-    m = json.loads((repo / "metrics/metrics.json").read_text())
+    m = json.loads((repo / "metrics/details/evaluate.json").read_text())
     assert m["test_images"] == split["test_images"]
 
 
