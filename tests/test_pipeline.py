@@ -12,6 +12,8 @@ import torch
 from helpers import TINY, make_repo, run
 
 from fer.data.cache import load_split
+from fer.evaluation.fold_stats import headline
+from fer.evaluation.metrics import HEADLINE
 from fer.training.calibrate import fit_temperature
 from fer.training.model import load_checkpoint, view_logits
 from fer.use.predict import OnnxModel, TorchModel
@@ -58,6 +60,33 @@ def test_repro_produces_metrics_plots_and_an_honest_split(repo):
     for curve in ("train_acc", "val_acc"):  # one point per epoch, the epoch on x
         assert sorted(int(r["step"]) for r in rows["accuracy"] if curve in r) == [1, 2]
     assert shown["accuracy"][0]["content"]["encoding"]["x"]["title"] == "epoch"
+
+
+def test_dvc_compares_a_headline_that_fits_a_terminal_and_the_details_hold_the_rest(repo):
+    """`dvc metrics show` (and `dvc exp show`) print every key of every metrics file as a column
+    of one table: a few flat headline keys, within 120 columns; every other figure waits in
+    metrics/details/."""
+    (workspace,) = json.loads(run(repo, "dvc", "metrics", "show", "--json").stdout).values()
+    shown = workspace["data"]
+    assert {path: set(f["data"]) for path, f in shown.items()} == {
+        "metrics/split.json": {"subject_overlap"},
+        "metrics/train/metrics.json": {"best_epoch", "train_seconds"},  # not dvclive's last-epoch summary
+        "metrics/metrics.json": {"accuracy", "macro_f1", "ece", "nll"},
+        "metrics/cv.json": set(),  # no folds
+    }
+    assert all(isinstance(v, int | float) for f in shown.values() for v in f["data"].values())
+    table = run(repo, "dvc", "metrics", "show", env={"COLUMNS": "120"}).stdout.splitlines()
+    assert len(table) == 5 and max(map(len, table)) <= 120, "\n".join(table)
+    details = json.loads((repo / "metrics/details/evaluate.json").read_text())
+    assert json.loads((repo / "metrics/metrics.json").read_text()) == {k: details[k] for k in HEADLINE}
+    assert details["per_class"]["happy"].keys() == {"precision", "recall", "f1", "support"}
+    assert {"calibration", "selective", "groups", "accuracy_by_angle", "brier", "test_images"} <= details.keys()
+    train = json.loads((repo / "metrics/details/train.json").read_text())
+    assert json.loads((repo / "metrics/train/metrics.json").read_text()) == {
+        k: train[k] for k in ("best_epoch", "train_seconds")
+    }
+    split = json.loads((repo / "metrics/details/split.json").read_text())
+    assert split["train_images"] > 0 and split["class_map"] and split["subject_overlap"] == 0
 
 
 def test_repro_reports_calibration_abstaining_and_who_the_model_fails(repo):
@@ -255,7 +284,7 @@ def test_cross_validation_from_the_single_split_and_back(repo):
     for stage in ("preprocess", "train", "evaluate"):  # the single split is unchanged: only the folds run
         assert f"Stage '{stage}' didn't change, skipping" in out
     assert "Running stage 'cv'" in out and "Running stage 'cv_report'" in out
-    cv = json.loads((repo / "metrics/cv.json").read_text())
+    cv = json.loads((repo / "metrics/details/cv.json").read_text())
     manifest = pd.read_csv(repo / "data/split/manifest.csv")
     assert cv["folds"] == 3 and cv["protocol"] == "3-fold, subject-disjoint"
     for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
@@ -277,7 +306,8 @@ def test_cross_validation_from_the_single_split_and_back(repo):
     assert (repo / "models/best.pt").read_bytes() == shipped  # the single-split model still ships
     shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
     exps = {r["name"]: r["data"] for e in shown for x in e.get("experiments") or [] for r in x["revs"]}
-    assert exps["cv-lr-1e-3"]["metrics"]["metrics/cv.json"]["data"]["accuracy"] == cv["accuracy"]
+    # DVC compares the folds' mean and its interval, beside the single split's accuracy
+    assert exps["cv-lr-1e-3"]["metrics"]["metrics/cv.json"]["data"] == headline(cv)
     # calibration pooled over the folds, each fold calibrated on its own val images
     cal = cv["calibration"]
     assert cal["temperature"]["min"] > 0 and set(cal["calibrated"]) == {"ece", "nll", "brier"}
@@ -289,10 +319,10 @@ def test_cross_validation_from_the_single_split_and_back(repo):
         "-m",
         "fer.evaluation.compare",
         "cv-lr-1e-3",
-        "metrics/cv.json",
+        "metrics/details/cv.json",
         env={"PYTHONPATH": str(repo / "src")},
     ).stdout
-    assert "A = cv-lr-1e-3, B = metrics/cv.json: 3 paired folds" in compared and "no difference" in compared
+    assert "A = cv-lr-1e-3, B = metrics/details/cv.json: 3 paired folds" in compared and "no difference" in compared
 
 
 def test_a_split_change_decodes_nothing_again(repo):
@@ -306,7 +336,8 @@ def test_a_split_change_decodes_nothing_again(repo):
     assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
     assert (repo / "data/prepared/images.npy").read_bytes() == cache
     # back from cross-validation (test_cross_validation ran folds): nothing left of it
-    assert json.loads((repo / "metrics/cv.json").read_text()) == {"folds": 0}
+    assert json.loads((repo / "metrics/details/cv.json").read_text()) == {"folds": 0}
+    assert json.loads((repo / "metrics/cv.json").read_text()) == {}  # no column in `dvc metrics show`
     assert len(pd.read_csv(repo / "plots/cv/confusion.csv")) == 0  # DVC draws nothing for it
     assert not list((repo / "plots/cv").glob("*.png"))  # nor a picture saying there is nothing
     split = json.loads((repo / "metrics/details/split.json").read_text())
