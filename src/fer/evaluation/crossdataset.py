@@ -1,7 +1,7 @@
 """Cross-dataset evaluation: score any checkpoint on any source the pipeline reads.
 
     fer-crossdataset models/fer2013.pt ../data/ckplus48.tar.gz --format folders \
-        --subject-pattern '^(S\\d+)_' --out metrics/crossdataset/ckplus.json
+        --subject-pattern '^(S\\d+)_' --out ckplus.json
 
 The source (a folder, an archive, kaggle:<owner>/<dataset>, a fer2013.csv) is fetched and
 read as the download and split stages read it, and every image goes through `fer-predict`'s
