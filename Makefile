@@ -131,7 +131,7 @@ lock: env
 demo: env
 	dvc exp run $(DEMO_PARAMS)
 	@echo
-	@echo "metrics:  metrics/metrics.json (test), metrics/train/metrics.json, metrics/split.json  -> dvc metrics show"
+	@echo "metrics:  dvc metrics show (the headline); every figure in metrics/details/ (evaluate.json: per class, ...)"
 	@echo "plots:    plots/confusion.png plots/accuracy.png plots/loss.png plots/reliability.png plots/coverage.png"
 	@echo "          -> dvc plots show (writes dvc_plots/index.html)"
 	@echo "model:    models/best.pt, models/model.onnx, models/MODEL_CARD.md"
@@ -163,7 +163,8 @@ starter: env
 ckplus: env
 	dvc exp run $(CKPLUS_PARAMS) $(START_PARAMS)
 	@echo
-	@echo "10-fold over people: metrics/cv.json (mean, 95% interval, per fold); one split: metrics/metrics.json"
+	@echo "10-fold over people: metrics/cv.json (mean, 95% interval), per fold in metrics/details/cv.json;"
+	@echo "one split: metrics/metrics.json"
 
 photos: env
 	dvc exp run $(PHOTOS_PARAMS) $(START_PARAMS)
@@ -171,15 +172,16 @@ photos: env
 ferplus: env
 	dvc exp run $(FERPLUS_PARAMS)
 	@echo
-	@echo "FER+ test: metrics/metrics.json (accuracy against each face's majority label; vote_cross_entropy: how far"
-	@echo "the predicted probabilities are from the ten votes). The same recipe on majority labels:"
+	@echo "FER+ test: metrics/details/evaluate.json (accuracy against each face's majority label;"
+	@echo "vote_cross_entropy: how far the predicted probabilities are from the ten votes)."
+	@echo "The same recipe on majority labels:"
 	@echo "  dvc exp run -S data.ferplus_labels=majority"
 
 kdef: env
 	dvc exp run $(KDEF_PARAMS) $(START_PARAMS)
 	@echo
-	@echo "subject-disjoint split:  metrics/metrics.json (per head angle under accuracy_by_angle)"
-	@echo "10-fold, every person tested once:  metrics/cv.json (mean, 95% interval, per fold)"
+	@echo "subject-disjoint split:  metrics/metrics.json (per head angle: metrics/details/evaluate.json)"
+	@echo "10-fold, every person tested once:  metrics/cv.json (mean, 95% interval), per fold in metrics/details/cv.json"
 	@echo "the leaky split of the usual notebooks, for comparison (no decoding again):"
 	@echo "  dvc exp run -S split.group_by=none -S split.folds=0"
 

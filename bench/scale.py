@@ -66,22 +66,14 @@ def sweep(base: Path, lrs: str, jobs: int) -> float:
         time.sleep(2)
     seconds = time.perf_counter() - start
     status = sh(repo, "dvc", "queue", "status")
+    threads = f" ({env['OMP_NUM_THREADS']} threads a run)" if env else ""
     print(
-        f"sweep of {len(lrs.split(','))} lrs at -j {jobs}: {seconds:.0f} s wall (load average after: "
+        f"sweep of {len(lrs.split(','))} lrs at -j {jobs}{threads}: {seconds:.0f} s wall (load average after: "
         f"{os.getloadavg()[0]:.1f})" + ("" if "Failed" not in status else f" (FAILED runs:\n{status})"),
         flush=True,
     )
     print(
-        sh(
-            repo,
-            "dvc",
-            "exp",
-            "show",
-            "--drop",
-            ".*",
-            "--keep",
-            r"Experiment|train\.lr$|^accuracy$|train_seconds|threads",
-        ),
+        sh(repo, "dvc", "exp", "show", "--drop", ".*", "--keep", r"Experiment|train\.lr$|^accuracy$|train_seconds"),
         flush=True,
     )
     return seconds
@@ -95,7 +87,7 @@ def ddp(base: Path) -> None:
     sh(repo, "dvc", "exp", "run", "-S", "train.devices=2")
     wall = time.perf_counter() - start
     for name, path in (("1 process ", base), ("2 processes", repo)):
-        t = json.loads((path / "metrics/train/metrics.json").read_text())
+        t = json.loads((path / "metrics/details/train.json").read_text())
         m = json.loads((path / "metrics/metrics.json").read_text())
         print(
             f"{name}: train {t['train_seconds']} s ({t['train_images_per_second']} img/s), best val acc "

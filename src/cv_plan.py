@@ -27,7 +27,7 @@ def main(params):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("folds", type=Path, help="the split stage's folds.csv")
     parser.add_argument("prepared_dir", type=Path, help="the preprocess stage's cache")
-    parser.add_argument("split_metrics", type=Path, help="the split stage's summary (the folds' protocol)")
+    parser.add_argument("split_details", type=Path, help="the split stage's details (the folds' protocol)")
     parser.add_argument("plan", type=Path)
     args = parser.parse_args()
     folds = pd.read_csv(args.folds, usecols=["fold"])["fold"].nunique()
@@ -39,7 +39,7 @@ def main(params):
             "params": {
                 s: getattr(params, s).model_dump(mode="json") for s in ("data", "preprocess", "train", "evaluate")
             },
-            "split": json.loads(args.split_metrics.read_text()).get("cv", {}),
+            "split": json.loads(args.split_details.read_text()).get("cv", {}),
         }
     write_json(plan, args.plan)
     print(f"cv_plan: {folds} folds" if folds else "cv_plan: no cross-validation (split.folds is 0)")

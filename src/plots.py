@@ -18,7 +18,7 @@ def main(params):
     parser.add_argument("meta", type=Path, help="the preprocess stage's meta.json (class order)")
     parser.add_argument("reliability", type=Path, help="the evaluate stage's reliability bins (a CSV per calibration)")
     parser.add_argument("coverage", type=Path, help="the evaluate stage's accuracy-coverage curve")
-    parser.add_argument("metrics", type=Path, help="the evaluate stage's metrics (the ECE of each reliability curve)")
+    parser.add_argument("details", type=Path, help="the evaluate stage's details (the ECE of each reliability curve)")
     parser.add_argument("out_dir", type=Path)
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -27,7 +27,7 @@ def main(params):
     plots.confusion_png(pd.read_csv(args.confusion), classes, args.out_dir / "confusion.png")
     plots.curve_png(history, "acc", args.out_dir / "accuracy.png")
     plots.curve_png(history, "loss", args.out_dir / "loss.png")
-    measured = json.loads(args.metrics.read_text())["calibration"]
+    measured = json.loads(args.details.read_text())["calibration"]
     plots.reliability_png(
         {kind: pd.read_csv(args.reliability / f"{kind}.csv") for kind in ("uncalibrated", "calibrated")},
         {kind: measured[kind]["ece"] for kind in ("uncalibrated", "calibrated")},

@@ -10,8 +10,8 @@ them) and missing.csv (with data.format kdef, each photo KDEF's design expects t
 file carries: code, subject, session, label, angle; empty otherwise); the summary
 (protocol, sizes, subject overlap, skipped, repeated and, for KDEF, missing counts, the
 folds' under `cv`, and `class_map`: each label as the dataset writes it -> the class it was
-read as) goes to METRICS. The one train/val/test split is written with or without folds: it
-trains the model that ships.
+read as) goes to DETAILS, and its subject overlap to METRICS, for DVC to compare. The one
+train/val/test split is written with or without folds: it trains the model that ships.
 """
 
 import argparse
@@ -22,15 +22,25 @@ import pandas as pd
 from fer import FerError
 from fer.cli import run
 from fer.data import formats, kdef
-from fer.data.split import assign, assign_folds, drop_repeats, fold_summary, locate_repeats, select_angles, summary
-from fer.io import write_csv, write_json
+from fer.data.split import (
+    HEADLINE,
+    assign,
+    assign_folds,
+    drop_repeats,
+    fold_summary,
+    locate_repeats,
+    select_angles,
+    summary,
+)
+from fer.io import write_csv, write_metrics
 
 
 def main(params):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("raw_dir", type=Path)
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("metrics", type=Path)
+    parser.add_argument("metrics", type=Path, help="the subject overlap, for DVC to compare")
+    parser.add_argument("details", type=Path, help="the split's whole summary")
     args = parser.parse_args()
     images, skipped = formats.scan(args.raw_dir, params.data)
     if images.empty:
@@ -66,7 +76,7 @@ def main(params):
         **cv,
     }
     mapping = formats.class_map_used(images)
-    write_json({**stats, "class_map": mapping}, args.metrics)
+    write_metrics({**stats, "class_map": mapping}, HEADLINE, args.metrics, args.details)
     print("split: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     print("split: classes read as " + ", ".join(f"{k!r} -> {v}" for k, v in mapping.items()))
     if len(skipped):

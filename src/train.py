@@ -1,10 +1,12 @@
 """Stage train: fine-tune `train.model` on the cached train split; keep the best-val checkpoint.
 
-Outputs: the checkpoint (self-describing, see fer.checkpoint) and a dvclive folder: one TSV per
-metric with a row per epoch, written as each epoch ends (`dvc exp show` and `dvc plots`
-read it while the run goes on), and metrics.json with the last epoch's values and the
-run's summary (best epoch, speed). The checkpoint is then calibrated on the val split
-(evaluate.calibrate: one temperature per evaluate.tta, see fer.training.calibrate).
+Outputs: the checkpoint (self-describing, see fer.checkpoint), a dvclive folder: one TSV per
+metric with a row per epoch, written as each epoch ends, and metrics.json, the last epoch's
+values while the run goes on (`dvc exp show` and `dvc plots` read them live) and, once it
+ends, the headline for DVC to compare (best epoch, wall time: `HEADLINE`); and DETAILS, the
+run's whole summary (best epoch and its val accuracy, epochs run, speed, processes, threads).
+The checkpoint is then calibrated on the val split (evaluate.calibrate: one temperature per
+evaluate.tta, see fer.training.calibrate).
 
 While it runs, the full training state is saved after every epoch; if the run is killed, the
 same command resumes from the last completed epoch, and the state file is removed once
@@ -26,9 +28,10 @@ from dvclive import Live
 
 from fer.cli import run
 from fer.data.cache import load_split
+from fer.io import write_metrics
 from fer.training import parallel
 from fer.training.calibrate import calibrate
-from fer.training.train import train_run
+from fer.training.train import HEADLINE, train_run
 
 
 def main(params):
@@ -38,7 +41,8 @@ def main(params):
         "manifest", type=Path, help="the split stage's manifest.csv: which cached images are train and val"
     )
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("live_dir", type=Path, help="dvclive's folder: per-epoch metrics and the run's summary")
+    parser.add_argument("live_dir", type=Path, help="dvclive's folder: per-epoch metrics and the run's headline")
+    parser.add_argument("details", type=Path, help="the run's whole summary")
     parser.add_argument("state", type=Path, help="training state saved every epoch; a killed run resumes from it")
     args = parser.parse_args()
     if params.train.devices > 1 and parallel.world_size() == 1:
@@ -63,17 +67,17 @@ def main(params):
             return
         ckpt = calibrate(best, x_val, m_val, params.evaluate.calibrate, params.train.device)
         ckpt.save(args.checkpoint)
-        live.step = len(history)  # the summary's step is the last epoch run
-        for name, value in {
-            "best_epoch": best.epoch,
-            "best_val_acc": best.val_acc,
-            "epochs_run": len(history),
-            "train_seconds": round(seconds, 1),
-            "train_images_per_second": round(len(m_train) * len(history) / seconds, 1),
-            "processes": parallel.world_size(),
-            "threads": torch.get_num_threads(),  # per process
-        }.items():
-            live.log_metric(name, value, plot=False)
+    summary = {
+        "best_epoch": best.epoch,
+        "best_val_acc": best.val_acc,
+        "epochs_run": len(history),
+        "train_seconds": round(seconds, 1),
+        "train_images_per_second": round(len(m_train) * len(history) / seconds, 1),
+        "processes": parallel.world_size(),
+        "threads": torch.get_num_threads(),  # per process
+    }
+    # over dvclive's last-epoch summary: once the run ends, DVC compares its headline
+    write_metrics(summary, HEADLINE, live.metrics_file, args.details)
     args.state.unlink(missing_ok=True)  # finished: nothing left to resume
     print(
         f"train: best val accuracy {best.val_acc:.4f} at epoch {best.epoch}; calibration temperature "

@@ -106,7 +106,7 @@ def run_split_stage(tmp_path, data: dict):
     src = Path(__file__).resolve().parents[1] / "src"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": data, "split": {"val": 0.25, "test": 0.25}}))
     p = subprocess.run(
-        [sys.executable, str(src / "split.py"), "raw", "split", "split.json"],
+        [sys.executable, str(src / "split.py"), "raw", "split", "split.json", "details.json"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -115,7 +115,7 @@ def run_split_stage(tmp_path, data: dict):
     return (
         pd.read_csv(tmp_path / "split" / "manifest.csv"),
         pd.read_csv(tmp_path / "split" / "skipped.csv"),
-        json.loads((tmp_path / "split.json").read_text()),
+        json.loads((tmp_path / "details.json").read_text()),
     )
 
 

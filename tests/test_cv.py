@@ -2,6 +2,7 @@
 the paired comparison say what the numbers allow."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from fer.data.labels import CLASSES
 from fer.data.split import assign_folds
 from fer.evaluation import folds as cv
 from fer.evaluation.compare import compare, main, read_cv, report
-from fer.evaluation.fold_stats import fold_table, paired, summarize, t_interval
+from fer.evaluation.fold_stats import fold_table, headline, paired, summarize, t_interval
 from fer.params import Params
 
 
@@ -113,6 +114,13 @@ def test_the_summary_gives_mean_spread_interval_pooled_and_per_fold_values():
         "nll": pytest.approx(0.8),
         "brier": pytest.approx(0.5),
     }
+    # what DVC compares: the mean and its interval, under the details' names
+    assert headline(cv) == {
+        "folds": 3,
+        "accuracy": {"mean": acc["mean"], "ci95_low": acc["ci95_low"], "ci95_high": acc["ci95_high"]},
+        "macro_f1": {"mean": cv["macro_f1"]["mean"]},
+    }
+    assert headline(summarize([], predictions.iloc[:0], ["happy", "sad"], {}, "")) == {}  # no folds: no column
     assert cal["temperature"]["mean"] == pytest.approx(1.6)
     assert summarize([], predictions.iloc[:0], ["happy"], {}, "") == {"folds": 0}
     assert t_interval([0.5, 0.5]) == (0.5, 0.5)
@@ -151,6 +159,9 @@ def test_compare_reads_two_runs_and_refuses_different_folds(tmp_path, capsys):
     (tmp_path / "none.json").write_text('{"folds": 0}')
     with pytest.raises(FerError, match="ran no cross-validation"):
         read_cv(str(tmp_path / "none.json"))
+    (tmp_path / "headline.json").write_text(json.dumps(headline(json.loads(Path(a).read_text()))))
+    with pytest.raises(FerError, match="headline only; name its details file"):
+        read_cv(str(tmp_path / "headline.json"))
 
 
 def test_the_summary_spreads_each_head_angle_over_folds():

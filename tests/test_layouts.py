@@ -290,12 +290,13 @@ def test_split_stage_writes_the_mapping_it_used(tmp_path):
     data = {"format": "folders", "class_map": "rafdb", "subject_pattern": r"^(S\d)_"}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": data, "split": {"val": 0.2, "test": 0.2}}))
     p = subprocess.run(
-        [sys.executable, str(SRC / "split.py"), "raw", "split", "split.json"],
+        [sys.executable, str(SRC / "split.py"), "raw", "split", "split.json", "details.json"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
     )
     assert p.returncode == 0, p.stderr
-    split = json.loads((tmp_path / "split.json").read_text())
+    split = json.loads((tmp_path / "details.json").read_text())
     assert split["class_map"] == CLASS_MAPS["rafdb"] and split["subject_overlap"] == 0
+    assert json.loads((tmp_path / "split.json").read_text()) == {"subject_overlap": 0}  # the headline alone
     assert "'1' -> surprise" in p.stdout

@@ -13,6 +13,8 @@ from helpers import TINY, make_repo, run
 
 from fer.checkpoint import Checkpoint, load_model
 from fer.data.cache import load_split
+from fer.evaluation.fold_stats import headline
+from fer.evaluation.metrics import HEADLINE
 from fer.inference import view_logits
 from fer.training.calibrate import fit_temperature
 from fer.use.predict import OnnxModel, TorchModel
@@ -29,22 +31,22 @@ def repo(tmp_path_factory):
 
 
 def test_repro_produces_metrics_plots_and_an_honest_split(repo):
-    m = json.loads((repo / "metrics/metrics.json").read_text())
+    m = json.loads((repo / "metrics/details/evaluate.json").read_text())
     for key in ("accuracy", "macro_f1", "balanced_accuracy", "majority_baseline"):
         assert 0 <= m[key] <= 1
     assert set(m["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
     assert m["accuracy_by_angle"].keys() == {"S"}
-    split = json.loads((repo / "metrics/split.json").read_text())
+    split = json.loads((repo / "metrics/details/split.json").read_text())
     assert split["protocol"] == "subject-disjoint" and split["subject_overlap"] == 0
     manifest = pd.read_csv(repo / "data/split/manifest.csv")
     assert manifest.groupby("subject")["split"].nunique().max() == 1
     assert len(pd.read_csv(repo / "plots/confusion.csv")) == m["test_images"] == split["test_images"]
     assert list(pd.read_csv(repo / "metrics/train/plots/metrics/val_acc.tsv", sep="\t")["step"]) == [1, 2]
-    train = json.loads((repo / "metrics/train/metrics.json").read_text())
-    assert train["step"] == train["epochs_run"] == 2 and 1 <= train["best_epoch"] <= 2
+    train = json.loads((repo / "metrics/details/train.json").read_text())
+    assert train["epochs_run"] == 2 and 1 <= train["best_epoch"] <= 2 and train["threads"] >= 1
     for png in ("confusion.png", "accuracy.png", "loss.png"):
         assert (repo / "plots" / png).read_bytes()[:4] == b"\x89PNG"
-    assert json.loads((repo / "metrics/export.json").read_text())["onnx_max_abs_diff"] <= 1e-4
+    assert json.loads((repo / "metrics/details/export.json").read_text())["onnx_max_abs_diff"] <= 1e-4
     assert (repo / "models/model.onnx").stat().st_size > 0
     card = (repo / "models/MODEL_CARD.md").read_text()
     assert "subject-disjoint" in card and f"| {m['accuracy']:.4f} |" in card
@@ -52,7 +54,7 @@ def test_repro_produces_metrics_plots_and_an_honest_split(repo):
     framing = json.loads((repo / "data/prepared/meta.json").read_text())["framing"]
     assert torch.load(repo / "models/best.pt", weights_only=True)["data_config"]["framing"] == framing
     assert OnnxModel(repo / "models/model.onnx").data_config["framing"] == framing
-    assert json.loads((repo / "metrics/preprocess.json").read_text())["framing"] == framing
+    assert json.loads((repo / "metrics/details/preprocess.json").read_text())["framing"] == framing
     shown = json.loads(run(repo, "dvc", "plots", "show", "--json").stdout)["data"]
     rows = {name: shown[name][0]["content"]["data"]["values"] for name in ("plots/confusion.csv", "accuracy", "loss")}
     assert len(rows["plots/confusion.csv"]) == m["test_images"]
@@ -61,8 +63,35 @@ def test_repro_produces_metrics_plots_and_an_honest_split(repo):
     assert shown["accuracy"][0]["content"]["encoding"]["x"]["title"] == "epoch"
 
 
+def test_dvc_compares_a_headline_that_fits_a_terminal_and_the_details_hold_the_rest(repo):
+    """`dvc metrics show` (and `dvc exp show`) print every key of every metrics file as a column
+    of one table: a few flat headline keys, within 120 columns; every other figure waits in
+    metrics/details/."""
+    (workspace,) = json.loads(run(repo, "dvc", "metrics", "show", "--json").stdout).values()
+    shown = workspace["data"]
+    assert {path: set(f["data"]) for path, f in shown.items()} == {
+        "metrics/split.json": {"subject_overlap"},
+        "metrics/train/metrics.json": {"best_epoch", "train_seconds"},  # not dvclive's last-epoch summary
+        "metrics/metrics.json": {"accuracy", "macro_f1", "ece", "nll"},
+        "metrics/cv.json": set(),  # no folds
+    }
+    assert all(isinstance(v, int | float) for f in shown.values() for v in f["data"].values())
+    table = run(repo, "dvc", "metrics", "show", env={"COLUMNS": "120"}).stdout.splitlines()
+    assert len(table) == 5 and max(map(len, table)) <= 120, "\n".join(table)
+    details = json.loads((repo / "metrics/details/evaluate.json").read_text())
+    assert json.loads((repo / "metrics/metrics.json").read_text()) == {k: details[k] for k in HEADLINE}
+    assert details["per_class"]["happy"].keys() == {"precision", "recall", "f1", "support"}
+    assert {"calibration", "selective", "groups", "accuracy_by_angle", "brier", "test_images"} <= details.keys()
+    train = json.loads((repo / "metrics/details/train.json").read_text())
+    assert json.loads((repo / "metrics/train/metrics.json").read_text()) == {
+        k: train[k] for k in ("best_epoch", "train_seconds")
+    }
+    split = json.loads((repo / "metrics/details/split.json").read_text())
+    assert split["train_images"] > 0 and split["class_map"] and split["subject_overlap"] == 0
+
+
 def test_repro_reports_calibration_abstaining_and_who_the_model_fails(repo):
-    m = json.loads((repo / "metrics/metrics.json").read_text())
+    m = json.loads((repo / "metrics/details/evaluate.json").read_text())
     cal = m["calibration"]
     assert cal["method"] == "temperature" and cal["temperature"] > 0 and cal["bins"] == 15
     for when in ("uncalibrated", "calibrated"):
@@ -215,7 +244,7 @@ def test_numbered_class_folders_are_read_with_their_class_map_and_people_apart(t
         {**TINY, "data": {"source": str(tree), "format": "folders", "subject_pattern": r"^[AB]([FM]\d\d)"}},
     )
     run(root, "dvc", "repro", "split")
-    split = json.loads((root / "metrics/split.json").read_text())
+    split = json.loads((root / "metrics/details/split.json").read_text())
     assert split["class_map"] == {folder: label for label, folder in sorted(numbered.items(), key=lambda p: p[1])}
     assert split["protocol"] == "subject-disjoint" and split["subject_overlap"] == 0
     assert set(pd.read_csv(root / "data/split/manifest.csv")["label"]) == set(numbered)
@@ -236,7 +265,7 @@ def test_the_demo_trains_on_aligned_face_crops(tmp_path):
         "data.demo_size=[96,128]",
     )
     assert "Running stage 'preprocess'" in p.stdout and "Running stage 'export'" in p.stdout
-    pre = json.loads((repo / "metrics/preprocess.json").read_text())
+    pre = json.loads((repo / "metrics/details/preprocess.json").read_text())
     faces = pd.read_csv(repo / "data/prepared/faces.csv")
     assert pre["face_found"] + pre["no_face"] == len(faces) == pre["decoded"] and pre["no_face_skipped"] == 0
     assert pre["face_found"] >= 0.95 * len(faces)  # the straight demo faces: all but a few are found
@@ -254,7 +283,7 @@ def test_cross_validation_from_the_single_split_and_back(repo):
     for stage in ("preprocess", "train", "evaluate"):  # the single split is unchanged: only the folds run
         assert f"Stage '{stage}' didn't change, skipping" in out
     assert "Running stage 'cv'" in out and "Running stage 'cv_report'" in out
-    cv = json.loads((repo / "metrics/cv.json").read_text())
+    cv = json.loads((repo / "metrics/details/cv.json").read_text())
     manifest = pd.read_csv(repo / "data/split/manifest.csv")
     assert cv["folds"] == 3 and cv["protocol"] == "3-fold, subject-disjoint"
     for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
@@ -276,7 +305,8 @@ def test_cross_validation_from_the_single_split_and_back(repo):
     assert (repo / "models/best.pt").read_bytes() == shipped  # the single-split model still ships
     shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
     exps = {r["name"]: r["data"] for e in shown for x in e.get("experiments") or [] for r in x["revs"]}
-    assert exps["cv-lr-1e-3"]["metrics"]["metrics/cv.json"]["data"]["accuracy"] == cv["accuracy"]
+    # DVC compares the folds' mean and its interval, beside the single split's accuracy
+    assert exps["cv-lr-1e-3"]["metrics"]["metrics/cv.json"]["data"] == headline(cv)
     # calibration pooled over the folds, each fold calibrated on its own val images
     cal = cv["calibration"]
     assert cal["temperature"]["min"] > 0 and set(cal["calibrated"]) == {"ece", "nll", "brier"}
@@ -288,10 +318,10 @@ def test_cross_validation_from_the_single_split_and_back(repo):
         "-m",
         "fer.evaluation.compare",
         "cv-lr-1e-3",
-        "metrics/cv.json",
+        "metrics/details/cv.json",
         env={"PYTHONPATH": str(repo / "src")},
     ).stdout
-    assert "A = cv-lr-1e-3, B = metrics/cv.json: 3 paired folds" in compared and "no difference" in compared
+    assert "A = cv-lr-1e-3, B = metrics/details/cv.json: 3 paired folds" in compared and "no difference" in compared
 
 
 def test_a_split_change_decodes_nothing_again(repo):
@@ -305,12 +335,13 @@ def test_a_split_change_decodes_nothing_again(repo):
     assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
     assert (repo / "data/prepared/images.npy").read_bytes() == cache
     # back from cross-validation (test_cross_validation ran folds): nothing left of it
-    assert json.loads((repo / "metrics/cv.json").read_text()) == {"folds": 0}
+    assert json.loads((repo / "metrics/details/cv.json").read_text()) == {"folds": 0}
+    assert json.loads((repo / "metrics/cv.json").read_text()) == {}  # no column in `dvc metrics show`
     assert len(pd.read_csv(repo / "plots/cv/confusion.csv")) == 0  # DVC draws nothing for it
     assert not list((repo / "plots/cv").glob("*.png"))  # nor a picture saying there is nothing
-    split = json.loads((repo / "metrics/split.json").read_text())
+    split = json.loads((repo / "metrics/details/split.json").read_text())
     assert split["protocol"] == "image-level (subjects leak)" and split["subject_overlap"] > 0
-    m = json.loads((repo / "metrics/metrics.json").read_text())
+    m = json.loads((repo / "metrics/details/evaluate.json").read_text())
     assert m["test_images"] == split["test_images"]
 
 

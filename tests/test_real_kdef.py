@@ -27,7 +27,7 @@ def split(tmp_path_factory):
     root = tmp_path_factory.mktemp("kdef")
     (root / "params.yaml").write_text(yaml.safe_dump({"data": {"format": "kdef"}, "split": {"seed": 42}}))
     p = subprocess.run(
-        [sys.executable, str(REPO / "src/split.py"), str(KDEF), "split", "split.json"],
+        [sys.executable, str(REPO / "src/split.py"), str(KDEF), "split", "split.json", "details.json"],
         cwd=root,
         capture_output=True,
         text=True,
@@ -38,7 +38,7 @@ def split(tmp_path_factory):
 
 def test_the_split_is_subject_disjoint_over_all_seventy_people(split):
     root, _ = split
-    stats = json.loads((root / "split.json").read_text())
+    stats = json.loads((root / "details.json").read_text())
     manifest = pd.read_csv(root / "split/manifest.csv", dtype=str)
     assert stats["protocol"] == "subject-disjoint" and stats["subject_overlap"] == 0
     assert manifest["subject"].nunique() == 70 and manifest.groupby("subject")["split"].nunique().max() == 1
@@ -51,7 +51,7 @@ def test_what_the_copy_lacks_is_listed(split):
     root, out = split
     missing = pd.read_csv(root / "split/missing.csv", dtype=str)
     assert list(missing["code"]) == ["AF01SUFR", "AF31SAHL", "AM31SUHR"]
-    assert json.loads((root / "split.json").read_text())["missing"] == 3
+    assert json.loads((root / "details.json").read_text())["missing"] == 3
     assert "3 of 4,900 photos KDEF's design expects are missing (AF01SUFR, AF31SAHL, AM31SUHR)" in out
 
 

@@ -31,6 +31,15 @@ def write_json(obj, path: str | Path) -> None:
         f.write("\n")
 
 
+def write_metrics(report: dict, headline, metrics: str | Path, details: str | Path) -> None:
+    """A stage's figures in two files: all of `report` in `details`, and the keys of `headline` that
+    it holds in `metrics`, the file DVC compares across runs (`dvc metrics show`, `dvc exp show`,
+    `dvc metrics diff`). Those print every metrics file's keys in one table, a column per key, so a
+    headline is a few flat keys and everything else waits in the details."""
+    write_json(report, details)
+    write_json({k: report[k] for k in headline if k in report}, metrics)
+
+
 def write_csv(df: pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)

@@ -24,6 +24,10 @@ from sklearn.model_selection import (
 from fer import FerError
 from fer.data.cache import SPLITS
 
+# What the split's metrics file holds for DVC to compare (the rest of `summary` goes to the
+# details file): how many people sit in two splits, 0 when the test numbers are on unseen people.
+HEADLINE = ("subject_overlap",)
+
 
 def assign(
     images: pd.DataFrame, val: float, test: float, seed: int, group_by: str = "subject"

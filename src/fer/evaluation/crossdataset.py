@@ -1,7 +1,7 @@
 """Cross-dataset evaluation: score any checkpoint on any source the pipeline reads.
 
     fer-crossdataset models/fer2013.pt ../data/ckplus48.tar.gz --format folders \
-        --subject-pattern '^(S\\d+)_' --out metrics/crossdataset/ckplus.json
+        --subject-pattern '^(S\\d+)_' --out ckplus.json
 
 The source (a folder, an archive, kaggle:<owner>/<dataset>, a fer2013.csv) is fetched and
 read as the download and split stages read it, and every image goes through `fer-predict`'s
@@ -11,8 +11,8 @@ image, as `fer-predict --no-detect` does. An image in which no face is found has
 and counts as wrong: the number is the one a user of `fer-predict` gets. Class names go through the
 alias table; images of classes the model does not know (CK+'s contempt for a FER2013
 model) are counted apart, with what the model called them, and left out of accuracy.
-The result has the keys of metrics/metrics.json plus the dataset and the protocol;
-macro-F1 averages over the classes the test set holds.
+The result has the keys of the evaluate stage's details (metrics/details/evaluate.json) plus
+the dataset and the protocol; macro-F1 averages over the classes the test set holds.
 """
 
 from __future__ import annotations

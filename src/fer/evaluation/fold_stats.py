@@ -1,4 +1,4 @@
-"""What the folds say together: mean, spread and interval of each headline metric, and the
+"""What the folds say together: mean, spread and interval of each fold metric, and the
 paired comparison of two cross-validations over the same folds."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from fer.evaluation import calibration
 
-HEADLINE = ("accuracy", "macro_f1", "balanced_accuracy")
+FOLD_METRICS = ("accuracy", "macro_f1", "balanced_accuracy")  # each gets a spread over folds and a paired test
 CONFIDENCE = 0.95
 
 
@@ -39,13 +39,13 @@ def spread(values) -> dict:
 
 
 def summarize(folds: list[dict], predictions: pd.DataFrame, classes: list[str], split: dict, digest: str) -> dict:
-    """metrics/cv.json: the spread of each headline metric over `folds` (each with the
+    """Cross-validation's details: the spread of each fold metric over `folds` (each with the
     evaluate stage's `metrics`), the pooled metrics of every test prediction (`actual`,
     `predicted`), the per-fold values, and what the folds were (protocol from the split
     stage's `cv` summary, `folds_digest`: equal digests mean the same images in the same folds)."""
     if not folds:
         return {"folds": 0}
-    per_fold = {m: [f["metrics"][m] for f in folds] for m in HEADLINE}
+    per_fold = {m: [f["metrics"][m] for f in folds] for m in FOLD_METRICS}
     y_true, y_pred = predictions["actual"], predictions["predicted"]
     pooled = {
         "accuracy": accuracy_score(y_true, y_pred),
@@ -63,7 +63,7 @@ def summarize(folds: list[dict], predictions: pd.DataFrame, classes: list[str], 
         "folds": len(folds),
         "protocol": split.get("protocol", ""),
         "subjects": split.get("subjects", "known"),
-        **{m: spread(per_fold[m]) for m in HEADLINE},
+        **{m: spread(per_fold[m]) for m in FOLD_METRICS},
         **by_angle,
         "pooled": {k: float(v) for k, v in pooled.items()},
         "test_images": len(predictions),
@@ -74,6 +74,21 @@ def summarize(folds: list[dict], predictions: pd.DataFrame, classes: list[str], 
             "best_epoch": [f["best_epoch"] for f in folds],
         },
         "folds_digest": digest,
+    }
+
+
+def headline(cv: dict) -> dict:
+    """What cross-validation's metrics file holds for DVC to compare (`summarize` gives the rest):
+    the number of folds, the mean accuracy over folds with its 95% interval, and the mean
+    macro-F1, under `summarize`'s names (`accuracy.mean`, ...: apart from the single split's
+    `accuracy`, so `dvc exp show` keeps both columns under short names); nothing without
+    folds, so the single split's table gains no column."""
+    if not cv["folds"]:
+        return {}
+    return {
+        "folds": cv["folds"],
+        "accuracy": {k: cv["accuracy"][k] for k in ("mean", "ci95_low", "ci95_high")},
+        "macro_f1": {"mean": cv["macro_f1"]["mean"]},
     }
 
 
@@ -97,7 +112,7 @@ def pooled_calibration(folds: list[dict], predictions: pd.DataFrame) -> dict:
 
 def fold_table(cv: dict) -> pd.DataFrame:
     """One row per fold and metric (`fold`, `metric`, `value`): the per-fold plot's data."""
-    rows = [{"fold": i, "metric": m, "value": v} for m in HEADLINE for i, v in enumerate(cv["per_fold"][m])]
+    rows = [{"fold": i, "metric": m, "value": v} for m in FOLD_METRICS for i, v in enumerate(cv["per_fold"][m])]
     return pd.DataFrame(rows, columns=["fold", "metric", "value"])
 
 

@@ -7,6 +7,10 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, classification_report, f1_score
 
 NO_ANSWER = -1  # the predicted index of an image in which no face was found: wrong for every class
+# What a test set's metrics file holds for DVC to compare (the rest goes to the details file):
+# accuracy, macro-F1 (fair to rare classes), and the calibrated ECE and NLL (probabilities to
+# trust). Every metrics file's keys share one `dvc metrics show` table, a column each.
+HEADLINE = ("accuracy", "macro_f1", "ece", "nll")
 
 
 def compute(y_true, y_pred, classes: list[str], train_targets, angles=None, scored=None) -> dict:

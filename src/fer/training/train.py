@@ -36,6 +36,10 @@ from fer.training import parallel
 from fer.training.state import Progress, restore, save, seed_everything
 from fer.training.transfer import carry, head_parameters
 
+# What the train stage's metrics file holds once the run ends, for DVC to compare (the rest of
+# the run's summary goes to the details file): where the best epoch fell and the wall time.
+HEADLINE = ("best_epoch", "train_seconds")
+
 
 def augmentation(aug: AugmentParams, cfg: dict) -> nn.Sequential:
     """Per-image random flips, small affine moves and colour jitter for a whole float batch

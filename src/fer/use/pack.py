@@ -1,7 +1,7 @@
 """Packing a trained run as the starter model that ships in `starter/` (`fer.starter`).
 
-    python -m fer.use.pack models/best.pt --test-metrics metrics/metrics.json \
-        --split-metrics metrics/split.json --plots plots --crossdataset metrics/crossdataset/*.json \
+    python -m fer.use.pack models/best.pt --test-details metrics/details/evaluate.json \
+        --split-details metrics/details/split.json --plots plots --crossdataset metrics/starter/*.json \
         --command "make starter FER2013=..."
 
 The checkpoint keeps what prediction and fine-tuning read (no optimizer state) with its
@@ -49,7 +49,7 @@ def shrink(ckpt: Checkpoint) -> Checkpoint:
 def pack(
     checkpoint: str | Path,
     out: str | Path,
-    test_metrics: dict,
+    test_details: dict,
     split: dict,
     crossdataset: list[dict],
     command: str,
@@ -57,8 +57,10 @@ def pack(
     tta: str = "flip",
 ) -> dict[str, str]:
     """Write the starter's checkpoint, ONNX file, model card and SHA256SUMS to `out`; returns
-    the hashes. crossdataset: `fer-crossdataset`'s results on other datasets; tta: as the
-    run's evaluate.tta (the ONNX graph does it)."""
+    the hashes. test_details, split: the evaluate and split stages' details (every figure, as the
+    export stage's model card reads them); crossdataset: `fer-crossdataset`'s results on other
+    datasets (its --out files, or the crossdataset stage's details); tta: as the run's
+    evaluate.tta (the ONNX graph does it)."""
     from fer.use.export import export_onnx, model_card, parity
 
     out = Path(out)
@@ -73,7 +75,7 @@ def pack(
     for name in ("confusion.png", "reliability.png"):
         if plots and (Path(plots) / name).is_file():
             shutil.copyfile(Path(plots) / name, out / name)
-    card = model_card(ckpt, test_metrics, split, max_diff, starter.ONNX.name, tta, plots=".")
+    card = model_card(ckpt, test_details, split, max_diff, starter.ONNX.name, tta, plots=".")
     write_text(provenance(ckpt, crossdataset) + card.split("\n", 1)[1], out / starter.CARD.name)
     hashes = {p.name: starter.sha256(p) for p in sorted(out.iterdir()) if p.name != starter.HASHES.name}
     write_text("".join(f"{digest}  {name}\n" for name, digest in hashes.items()), out / starter.HASHES.name)
@@ -144,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer.use.pack", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="the run's models/best.pt")
     parser.add_argument("--out", type=Path, default=starter.DIR, help="(default: the repository's starter/)")
-    parser.add_argument("--test-metrics", type=Path, default=Path("metrics/metrics.json"))
-    parser.add_argument("--split-metrics", type=Path, default=Path("metrics/split.json"))
+    parser.add_argument("--test-details", type=Path, default=Path("metrics/details/evaluate.json"))
+    parser.add_argument("--split-details", type=Path, default=Path("metrics/details/split.json"))
     parser.add_argument("--plots", type=Path, default=Path("plots"))
-    parser.add_argument("--crossdataset", type=Path, nargs="*", default=[], help="fer-crossdataset --out files")
+    parser.add_argument(
+        "--crossdataset", type=Path, nargs="*", default=[], help="fer-crossdataset --out files (every figure)"
+    )
     parser.add_argument("--tta", default="flip", choices=["flip", "none"], help="as the run's evaluate.tta")
     parser.add_argument("--command", required=True, help="the command that trained the checkpoint, for the card")
     args = parser.parse_args(argv)
@@ -155,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         hashes = pack(
             args.checkpoint,
             args.out,
-            json.loads(args.test_metrics.read_text()),
-            json.loads(args.split_metrics.read_text()),
+            json.loads(args.test_details.read_text()),
+            json.loads(args.split_details.read_text()),
             [json.loads(p.read_text()) for p in args.crossdataset],
             args.command,
             args.plots,
