@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fer import FerError
 from fer.cli import run
-from fer.evaluation.crossdataset import crossdataset, summary
+from fer.evaluation.crossdataset import crossdataset, one_line
 from fer.evaluation.metrics import HEADLINE
 from fer.io import write_csv, write_metrics
 
@@ -40,7 +40,7 @@ def main(params):
     )
     write_metrics({"name": args.name, **result}, HEADLINE, args.metrics, args.details)
     write_csv(confusion, args.confusion)
-    print(summary(result))
+    print(one_line(result))
 
 
 if __name__ == "__main__":

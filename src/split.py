@@ -26,11 +26,11 @@ from fer.data.split import (
     HEADLINE,
     assign,
     assign_folds,
+    counts,
     drop_repeats,
-    fold_summary,
+    fold_counts,
     locate_repeats,
     select_angles,
-    summary,
 )
 from fer.io import write_csv, write_metrics
 
@@ -60,7 +60,7 @@ def main(params):
     folds, cv = pd.DataFrame(columns=["fold", "path", "split"]), {}
     if p.folds:
         folds, cv_protocol = assign_folds(images, p.folds, p.val, p.seed, p.group_by)
-        cv = {"cv": fold_summary(images, folds, cv_protocol)}
+        cv = {"cv": fold_counts(images, folds, cv_protocol)}
         folds = folds.assign(path=images["path"].to_numpy()[folds["image"]])[["fold", "path", "split"]]
     write_csv(images, args.out_dir / "manifest.csv")
     write_csv(folds, args.out_dir / "folds.csv")
@@ -68,7 +68,7 @@ def main(params):
     write_csv(repeats, args.out_dir / "duplicates.csv")
     write_csv(missing, args.out_dir / "missing.csv")
     stats = {
-        **summary(images, images["split"], protocol, repeats),
+        **counts(images, images["split"], protocol, repeats),
         "images": len(images),
         "skipped": len(skipped),
         **({"missing": len(missing)} if is_kdef else {}),

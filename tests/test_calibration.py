@@ -23,8 +23,8 @@ def test_an_over_confident_model_gets_a_temperature_above_one_and_a_lower_ece():
     logits, y = constructed(scale=2.5)
     t = fit_temperature(logits, y)
     assert 2.0 < t < 3.0  # recovers the factor the labels were drawn with
-    before = calibration.summary(log_probs(logits).exp().numpy(), y)
-    after = calibration.summary(log_probs(logits, t).exp().numpy(), y)
+    before = calibration.measure(log_probs(logits).exp().numpy(), y)
+    after = calibration.measure(log_probs(logits, t).exp().numpy(), y)
     assert before["ece"] > 0.1 and after["ece"] < before["ece"] / 3
     assert after["nll"] < before["nll"] and after["brier"] < before["brier"]
     # one temperature divides every logit alike: no answer changes
@@ -47,7 +47,7 @@ def test_the_temperature_of_flip_averaged_views_is_fitted_on_both_views():
 def test_ece_nll_and_brier_on_a_hand_computed_case():
     probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
     y = np.array([0, 1, 0, 1])
-    s = calibration.summary(probs, y, bins=10)
+    s = calibration.measure(probs, y, bins=10)
     # bins: 0.9 (two answers, one right: |0.5 - 0.9|), 0.6 (right: |1 - 0.6|), 0.8 (right: |1 - 0.8|)
     assert s["ece"] == pytest.approx((2 * 0.4 + 0.4 + 0.2) / 4)
     assert s["nll"] == pytest.approx(-np.mean(np.log([0.9, 0.1, 0.6, 0.8])))

@@ -136,6 +136,25 @@ def test_a_source_with_no_class_the_model_knows_is_an_error(tmp_path, checkpoint
         crossdataset(checkpoint, data, device="cpu")
 
 
+@pytest.mark.parametrize(
+    "case", ["text checkpoint", "bare weights", "out is a folder", "out in a missing folder", "unknown format"]
+)
+def test_bad_arguments_end_in_one_line_naming_the_cause(dataset, checkpoint, tmp_path, capsys, case):
+    (tmp_path / "notes.pt").write_text("not a model\n")
+    torch.save(torch.load(checkpoint, weights_only=True)["model"], tmp_path / "weights.pt")
+    args, expected = {
+        "text checkpoint": ([tmp_path / "notes.pt", dataset], "is not a readable PyTorch checkpoint"),
+        "bare weights": ([tmp_path / "weights.pt", dataset], "holds weights alone"),
+        "out is a folder": ([checkpoint, dataset, "--out", tmp_path], "is a folder: name a file"),
+        "out in a missing folder": ([checkpoint, dataset, "--out", tmp_path / "no" / "x.json"], "does not exist"),
+        "unknown format": ([checkpoint, dataset, "--format", "nope"], "data.format"),
+    }[case]
+    with pytest.raises(SystemExit) as stop:
+        main([str(a) for a in args])
+    message = str(stop.value.code) + capsys.readouterr().err
+    assert stop.value.code not in (0, None) and expected in message and "Traceback" not in message
+
+
 def test_the_stage_scores_the_set_named_in_params(dataset, checkpoint, tmp_path):
     sets = {"ck": {"source": str(dataset), "subject_pattern": r"^(S\d+)_", "crops": True}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"crossdataset": {"sets": sets}, "evaluate": {"tta": "none"}}))

@@ -14,7 +14,7 @@ from fer import FerError
 from fer.data import formats
 from fer.data.labels import canonical
 from fer.data.preprocess import build
-from fer.data.split import assign, summary
+from fer.data.split import assign, counts
 from fer.params import DataParams, Format
 
 # the real archive: $FER2013, else where a checkout beside ../shared finds it
@@ -146,7 +146,7 @@ def test_subject_pattern_gives_a_subject_disjoint_split(tmp_path):
         split, protocol = assign(images, 0.25, 0.25, seed)
         assert protocol == "subject-disjoint"
         assert split.groupby(images["subject"]).nunique().max() == 1
-        assert summary(images, split, protocol)["subject_overlap"] == 0
+        assert counts(images, split, protocol)["subject_overlap"] == 0
 
 
 def test_without_subject_pattern_the_split_says_subjects_are_unknown(tmp_path):
@@ -154,7 +154,7 @@ def test_without_subject_pattern_the_split_says_subjects_are_unknown(tmp_path):
     images, _ = formats.scan(tmp_path, DataParams(format="folders"))
     split, protocol = assign(images, 0.25, 0.25, 0)
     assert protocol == "stratified by class (subjects unknown)"
-    assert summary(images, split, protocol)["subjects"] == "unknown"
+    assert counts(images, split, protocol)["subjects"] == "unknown"
 
 
 def test_subject_pattern_matching_nothing_is_an_error(tmp_path):

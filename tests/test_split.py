@@ -4,7 +4,7 @@ import pytest
 
 from fer import FerError
 from fer.data.labels import CLASSES
-from fer.data.split import assign, assign_folds, fold_summary, select_angles, summary
+from fer.data.split import assign, assign_folds, counts, fold_counts, select_angles
 
 
 def kdef_like(subjects: int, per_class: int = 2) -> pd.DataFrame:
@@ -21,7 +21,7 @@ def test_no_subject_in_two_splits(subjects, seed):
     assert split.groupby(images["subject"]).nunique().max() == 1
     for name in ("train", "val", "test"):
         assert set(images["label"][split == name]) == set(CLASSES)
-    assert summary(images, split, protocol)["subject_overlap"] == 0
+    assert counts(images, split, protocol)["subject_overlap"] == 0
 
 
 def test_fractions_are_of_subjects_and_split_is_deterministic():
@@ -29,14 +29,14 @@ def test_fractions_are_of_subjects_and_split_is_deterministic():
     a, protocol = assign(images, val=0.2, test=0.1, seed=1)
     assert a.equals(assign(images, val=0.2, test=0.1, seed=1)[0])
     assert not a.equals(assign(images, val=0.2, test=0.1, seed=2)[0])
-    s = summary(images, a, protocol)
+    s = counts(images, a, protocol)
     assert (s["train_subjects"], s["val_subjects"], s["test_subjects"]) == (28, 8, 4)
 
 
 def test_image_level_split_leaks_subjects_and_says_so():
     images = kdef_like(10, per_class=4)
     split, protocol = assign(images, val=0.15, test=0.15, seed=0, group_by="none")
-    s = summary(images, split, protocol)
+    s = counts(images, split, protocol)
     assert s["subject_overlap"] > 0 and s["protocol"] == "image-level (subjects leak)"
     assert (split == "test").sum() == np.ceil(0.15 * len(images))
 
@@ -59,7 +59,7 @@ def test_official_split_is_kept():
     images["official"] = ["train", "val", "test"] * (len(images) // 3) + ["train"] * (len(images) % 3)
     split, protocol = assign(images, val=0.15, test=0.15, seed=0)
     assert protocol == "official split" and (split == images["official"]).all()
-    s = summary(images, split, protocol)
+    s = counts(images, split, protocol)
     assert s["subjects"] == "unknown" and s["subject_overlap"] is None
 
 
@@ -117,7 +117,7 @@ def test_every_subject_is_tested_once_and_never_trained_on_in_its_fold(subjects,
     for _, fold in rows.groupby("fold"):
         for name in ("train", "val"):
             assert set(images["label"].iloc[fold.loc[fold["split"] == name, "image"]]) == set(images["label"])
-    assert fold_summary(images, rows, protocol)["subject_overlap"] == 0
+    assert fold_counts(images, rows, protocol)["subject_overlap"] == 0
 
 
 def test_folds_are_stratified_as_far_as_subjects_allow_and_seeded():
@@ -142,7 +142,7 @@ def test_folds_without_subjects_are_by_image_and_say_so():
     rows, protocol = assign_folds(images, 4, val=0.15, seed=0)
     assert protocol == "4-fold by image (subjects unknown)"
     assert sorted(rows.loc[rows["split"] == "test", "image"]) == list(range(len(images)))
-    assert fold_summary(images, rows, protocol)["subjects"] == "unknown"
+    assert fold_counts(images, rows, protocol)["subjects"] == "unknown"
     with pytest.raises(FerError, match="loso leaves one subject out, but the subjects are unknown"):
         assign_folds(images, "loso", val=0.15, seed=0)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -65,5 +66,20 @@ def check_writable(path: str | Path, flag: str, folder: bool = False) -> None:
     target = path if folder and path.is_dir() else next(p for p in path.parents if p.exists())
     if not folder and path.exists():
         target = path
-    if not os.access(target, os.W_OK) or not target.is_dir() and folder:
+    if (
+        not os.access(target, os.W_OK)
+        or not target.is_dir()
+        and folder
+        or not _can_create_in(target if target.is_dir() else target.parent)
+    ):
         raise FerError(f"{flag} {path}: {target} cannot be written to; choose a place you can write to")
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be made in `folder`: the way writes go (atomically, beside the target),
+    tried; permissions alone miss read-only and special file systems (/proc, a read-only mount)."""
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError:
+        return False
+    return True

@@ -242,7 +242,7 @@ def _fold_splitter(images: pd.DataFrame, folds: int | str, seed: int, by_subject
     return StratifiedKFold(folds, shuffle=True, random_state=seed), None, f"{folds}-fold by image ({leak})"
 
 
-def fold_summary(images: pd.DataFrame, folds: pd.DataFrame, protocol: str) -> dict:
+def fold_counts(images: pd.DataFrame, folds: pd.DataFrame, protocol: str) -> dict:
     """What the folds are, for metrics/split.json: protocol, count, test images per fold and
     subjects tested in two folds (0; None where subjects are unknown)."""
     test = folds[folds["split"] == "test"]
@@ -257,7 +257,7 @@ def fold_summary(images: pd.DataFrame, folds: pd.DataFrame, protocol: str) -> di
     return {**out, "subject_overlap": int((pd.Series(test["fold"].to_numpy()).groupby(subject).nunique() > 1).sum())}
 
 
-def summary(images: pd.DataFrame, split: pd.Series, protocol: str, repeats: pd.DataFrame | None = None) -> dict:
+def counts(images: pd.DataFrame, split: pd.Series, protocol: str, repeats: pd.DataFrame | None = None) -> dict:
     """What the split did, for metrics/: protocol, sizes, repeated images (from
     `locate_repeats`) and subjects found in two splits (None where the dataset does not
     identify people)."""

@@ -1,6 +1,6 @@
 """Whether the probabilities mean what they say, and how accurate the model is where it is sure.
 
-- `summary`: expected calibration error (ECE: over confidence bins, the gap between how sure
+- `measure`: expected calibration error (ECE: over confidence bins, the gap between how sure
   the model is and how often it is right, weighted by the bin's share of faces), negative
   log-likelihood and Brier score.
 - `reliability`: the reliability diagram's bins (mean confidence, accuracy, count).
@@ -39,7 +39,7 @@ def ece(confidence, correct, bins: int = BINS) -> float:
     )
 
 
-def summary(probs: np.ndarray, y_true, bins: int = BINS) -> dict:
+def measure(probs: np.ndarray, y_true, bins: int = BINS) -> dict:
     """ECE, negative log-likelihood (nats) and Brier score (summed over classes, 0-2) of
     probabilities `probs` (N, classes)."""
     y_true, labels = np.asarray(y_true), list(range(probs.shape[1]))

@@ -36,7 +36,7 @@ from fer.data.preprocess import blank, csv_pixels
 from fer.data.split import assign, drop_repeats, select_angles
 from fer.evaluation import calibration, groups, metrics, scoring
 from fer.evaluation.metrics import NO_ANSWER
-from fer.io import write_csv, write_json
+from fer.io import check_writable, write_csv, write_json
 from fer.params import DataParams, SplitParams, parse_params
 from fer.use.predict import TorchModel, predict_files, read_photo
 
@@ -149,7 +149,7 @@ def score_answers(
         )
     if probs is not None and (answered := y_pred != NO_ANSWER).any():
         known_probs, hit = probs[known][answered], (y_true == y_pred)[answered]
-        result.update(calibration.summary(known_probs, y_true[answered]))
+        result.update(calibration.measure(known_probs, y_true[answered]))
         result["selective"] = calibration.selective(known_probs.max(1), hit)
     unknown = pd.DataFrame({"label": labels[~known], "predicted": metrics.class_names(pred[~known], classes)})
     result.update(
@@ -194,7 +194,7 @@ def crossdataset(
     return {**head, **result}, confusion
 
 
-def summary(result: dict) -> str:
+def one_line(result: dict) -> str:
     """The result in one line for the log."""
     line = (
         f"crossdataset: {result['checkpoint']} on {result['dataset']} ({result['protocol']}): accuracy "
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fer-crossdataset", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="a train-stage checkpoint (e.g. a copy of models/best.pt)")
     parser.add_argument("source", help="a folder, .zip/.tar.gz archive, kaggle:<owner>/<dataset> or fer2013.csv")
-    parser.add_argument("--format", default="folders", help="kdef, fer2013 or folders (default: %(default)s)")
+    parser.add_argument("--format", default="folders", help=f"{', '.join(formats.FORMATS)} (default: %(default)s)")
     parser.add_argument("--subject-pattern", default="", help="folders: regex whose one group is the person")
     parser.add_argument("--classes", nargs="*", default=[], help="score only these classes of the source")
     parser.add_argument("--angles", nargs="*", default=[], help="only these head angles (KDEF: FL HL S HR FR)")
@@ -240,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confusion", type=Path, help="write actual,predicted,path rows here (default: --out as .csv)")
     args = parser.parse_args(argv)
     with user_errors():
+        confusion_out = args.confusion or (args.out and args.out.with_suffix(".csv"))
+        for path, flag in ((args.out, "--out"), (confusion_out, "--confusion")):
+            if path:
+                check_writable(path, flag)
         p = parse_params(
             {
                 "data": {
@@ -255,11 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         result, confusion = crossdataset(
             args.checkpoint, p.data, args.split, p.split, args.tta, args.device, args.crops, args.angles
         )
-    if args.out:
-        write_json(result, args.out)
-    if args.confusion or args.out:
-        write_csv(confusion, args.confusion or args.out.with_suffix(".csv"))
-    print(summary(result))
+        if args.out:
+            write_json(result, args.out)
+        if confusion_out:
+            write_csv(confusion, confusion_out)
+    print(one_line(result))
     return 0
 
 

@@ -44,7 +44,7 @@ def score(
         rows["path"] = np.asarray(paths)  # which image: to look at what failed
     if probs is not None:
         rows["confidence"] = probs.max(1)
-        result.update(calibration.summary(probs, y_true))
+        result.update(calibration.measure(probs, y_true))
         result["selective"] = calibration.selective(rows["confidence"], y_true == y_pred)
     if attributes is not None:
         result["groups"] = groups.by_group(y_true == y_pred, attributes)
@@ -92,7 +92,7 @@ def score_cache(
         "temperature": t,
         "bins": calibration.BINS,
         "uncalibrated": {
-            **calibration.summary(raw.exp().numpy(), y_true),
+            **calibration.measure(raw.exp().numpy(), y_true),
             "accuracy": float((raw.argmax(1).numpy() == y_true).mean()) if len(y_true) else None,
         },
         "calibrated": {**{k: result[k] for k in ("ece", "nll", "brier")}, "accuracy": result["accuracy"]},

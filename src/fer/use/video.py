@@ -83,7 +83,7 @@ class Outputs:
         self.csv = open(out_dir / "frames.csv", "w", newline="")
         self.json = open(out_dir / "frames.jsonl", "w") if json_out else None
         self.annotate, self.writer, self.rows = annotate, None, 0
-        self.summary: dict[int, dict] = {}
+        self.per_track: dict[int, dict] = {}
 
     def write(self, frame: Frame, rows: list[dict]) -> None:
         if rows:
@@ -92,7 +92,7 @@ class Outputs:
                 self.json.writelines(json.dumps(r) + "\n" for r in rows)
             self.rows += len(rows)
         for r in rows:
-            s = self.summary.setdefault(r["track"], {"first": r["time"], "frames": 0, "labels": {}})
+            s = self.per_track.setdefault(r["track"], {"first": r["time"], "frames": 0, "labels": {}})
             s["last"], s["frames"] = r["time"], s["frames"] + 1
             s["labels"][r["smoothed_label"]] = s["labels"].get(r["smoothed_label"], 0) + 1
         if self.annotate:
@@ -137,17 +137,17 @@ class Outputs:
             self.json.close()
         if self.writer is not None:
             self.writer.release()
-        tracks = track_summary(self.summary, self.classes, self.fps)
+        tracks = track_table(self.per_track, self.classes, self.fps)
         tracks.to_csv(self.out_dir / "tracks.csv", index=False)
         return tracks
 
 
-def track_summary(summary: dict[int, dict], classes: list[str], fps: float) -> pd.DataFrame:
+def track_table(per_track: dict[int, dict], classes: list[str], fps: float) -> pd.DataFrame:
     """Per track: when it was first and last in view, for how long (s) and in how many frames,
     the share of its frames per (smoothed) expression, and the dominant expression."""
-    labels = [*classes, UNCERTAIN] if any(UNCERTAIN in s["labels"] for s in summary.values()) else classes
+    labels = [*classes, UNCERTAIN] if any(UNCERTAIN in s["labels"] for s in per_track.values()) else classes
     rows = []
-    for track, s in sorted(summary.items()):
+    for track, s in sorted(per_track.items()):
         shares = {f"share_{c}": s["labels"].get(c, 0) / s["frames"] for c in labels}
         rows.append(
             {
