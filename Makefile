@@ -102,6 +102,14 @@ KDEF_GPU_BEST_PARAMS := $(KDEF_GPU_PARAMS) -S preprocess.face_crop=true -S train
 	-S train.lr=3e-4 -S train.schedule=onecycle -S train.epochs=60 -S train.label_smoothing=0.1 \
 	-S train.mixup=0.2 -S train.cutmix=1.0 -S train.augment.erasing=0.25 -S evaluate.tta=flip -S split.folds=10
 
+# Each recipe starts from the committed params.yaml: the -S values an earlier recipe left there (e.g.
+# FER2013's greyscale) would otherwise carry into it. What params.yaml held is kept in params.yaml.before.
+# ARGS: more overrides for this run, e.g. make kdef KDEF=... ARGS="-S split.folds=0"
+ARGS ?=
+EXP = git diff --quiet -- params.yaml || { cp params.yaml params.yaml.before && git checkout -- params.yaml && \
+	echo "params.yaml: this recipe starts from the committed values; what it held is in params.yaml.before"; }; \
+	dvc exp run
+
 .PHONY: env lock demo video-demo fer2013 fer2013-gpu ferplus kdef kdef-gpu starter ckplus photos test
 env: .venv/.complete
 
@@ -129,7 +137,7 @@ lock: env
 	pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.txt requirements.in
 
 demo: env
-	dvc exp run $(DEMO_PARAMS)
+	$(EXP) $(DEMO_PARAMS) $(ARGS)
 	@echo
 	@echo "metrics:  dvc metrics show (the headline); every figure in metrics/details/ (evaluate.json: per class, ...)"
 	@echo "plots:    plots/confusion.png plots/accuracy.png plots/loss.png plots/reliability.png plots/coverage.png"
@@ -145,13 +153,13 @@ video-demo: env
 	@echo "video/frames.csv (a row per frame and face), video/tracks.csv, video/timeline.png, video/annotated.mp4"
 
 fer2013: env
-	dvc exp run $(FER2013_PARAMS)
+	$(EXP) $(FER2013_PARAMS) $(ARGS)
 
 fer2013-gpu: env
-	dvc exp run $(FER2013_GPU_PARAMS)
+	$(EXP) $(FER2013_GPU_PARAMS) $(ARGS)
 
 starter: env
-	dvc exp run $(STARTER_PARAMS)
+	$(EXP) $(STARTER_PARAMS) $(ARGS)
 	rm -rf $(CROSS) && mkdir -p $(CROSS)
 	$(if $(CKPLUS),fer-crossdataset models/best.pt $(CKPLUS) $(CKPLUS_SET) --out $(CROSS)/ckplus48.json)
 	$(if $(CKPLUS),fer-crossdataset models/best.pt $(CKPLUS) $(CKPLUS_SET) --crops --out $(CROSS)/ckplus48-crops.json)
@@ -161,16 +169,16 @@ starter: env
 		--command "make starter FER2013=$(FER2013) CKPLUS=$(CKPLUS) KDEF=$(KDEF)"
 
 ckplus: env
-	dvc exp run $(CKPLUS_PARAMS) $(START_PARAMS)
+	$(EXP) $(CKPLUS_PARAMS) $(START_PARAMS) $(ARGS)
 	@echo
 	@echo "10-fold over people: metrics/cv.json (mean, 95% interval), per fold in metrics/details/cv.json;"
 	@echo "one split: metrics/metrics.json"
 
 photos: env
-	dvc exp run $(PHOTOS_PARAMS) $(START_PARAMS)
+	$(EXP) $(PHOTOS_PARAMS) $(START_PARAMS) $(ARGS)
 
 ferplus: env
-	dvc exp run $(FERPLUS_PARAMS)
+	$(EXP) $(FERPLUS_PARAMS) $(ARGS)
 	@echo
 	@echo "FER+ test: metrics/details/evaluate.json (accuracy against each face's majority label;"
 	@echo "vote_cross_entropy: how far the predicted probabilities are from the ten votes)."
@@ -178,7 +186,7 @@ ferplus: env
 	@echo "  dvc exp run -S data.ferplus_labels=majority"
 
 kdef: env
-	dvc exp run $(KDEF_PARAMS) $(START_PARAMS)
+	$(EXP) $(KDEF_PARAMS) $(START_PARAMS) $(ARGS)
 	@echo
 	@echo "subject-disjoint split:  metrics/metrics.json (per head angle: metrics/details/evaluate.json)"
 	@echo "10-fold, every person tested once:  metrics/cv.json (mean, 95% interval), per fold in metrics/details/cv.json"
@@ -186,7 +194,7 @@ kdef: env
 	@echo "  dvc exp run -S split.group_by=none -S split.folds=0"
 
 kdef-gpu: env
-	dvc exp run $(KDEF_GPU_PARAMS)
+	$(EXP) $(KDEF_GPU_PARAMS) $(ARGS)
 	dvc exp run $(KDEF_GPU_BEST_PARAMS)
 
 test: env
