@@ -237,12 +237,13 @@ def test_a_forked_preprocess_worker_finds_what_the_parent_finds():
 
 
 def test_the_onnx_file_and_the_model_card_carry_the_face_crop(tmp_path):
+    from fer.checkpoint import Checkpoint
     from fer.models import create, data_config
     from fer.use.export import export_onnx, model_card
 
     model = create("test_resnet", 7)
     config = {**data_config(model, 32, 3), "face": {"detector": DETECTOR, "margin": 0.3, "no_face": "skip"}}
-    ckpt = {"classes": list("abcdefg"), "data_config": config, "model_name": "test_resnet", "epoch": 1, "params": {}}
+    ckpt = Checkpoint(model.state_dict(), "test_resnet", list("abcdefg"), config, epoch=1)
     with torch.no_grad():
         export_onnx(model, ckpt, tmp_path / "model.onnx")
     assert OnnxModel(tmp_path / "model.onnx").data_config["face"]["margin"] == 0.3

@@ -163,3 +163,12 @@ def test_loading_a_weights_file_leaves_the_random_stream_as_without_one(tmp_path
     torch.manual_seed(3)
     create("test_resnet", 7, weights=str(tmp_path / "w.pth"))
     torch.testing.assert_close(torch.rand(3), plain)
+
+
+def test_a_checkpoint_whose_fields_are_not_what_they_should_be_is_named_damaged(tmp_path):
+    model = create("test_resnet", 3)
+    good = Checkpoint(model.state_dict(), "test_resnet", ["a", "b", "c"], data_config(model, 32, 3)).to_dict()
+    torch.save({**good, "classes": "abc", "data_config": {"mean": [0.5]}}, tmp_path / "odd.pt")
+    with pytest.raises(FerError, match=r"odd.pt is damaged: its classes, data_config cannot be read"):
+        Checkpoint.load(tmp_path / "odd.pt")
+    assert Checkpoint.from_dict(good).to_dict().keys() == good.keys()  # what is saved is what loads
