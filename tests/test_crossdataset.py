@@ -137,7 +137,7 @@ def test_a_source_with_no_class_the_model_knows_is_an_error(tmp_path, checkpoint
 
 
 @pytest.mark.parametrize(
-    "case", ["text checkpoint", "bare weights", "out is a folder", "out in a missing folder", "unknown format"]
+    "case", ["text checkpoint", "bare weights", "out is a folder", "out beneath a file", "unknown format"]
 )
 def test_bad_arguments_end_in_one_line_naming_the_cause(dataset, checkpoint, tmp_path, capsys, case):
     (tmp_path / "notes.pt").write_text("not a model\n")
@@ -146,7 +146,10 @@ def test_bad_arguments_end_in_one_line_naming_the_cause(dataset, checkpoint, tmp
         "text checkpoint": ([tmp_path / "notes.pt", dataset], "is not a readable PyTorch checkpoint"),
         "bare weights": ([tmp_path / "weights.pt", dataset], "holds weights alone"),
         "out is a folder": ([checkpoint, dataset, "--out", tmp_path], "is a folder: name a file"),
-        "out in a missing folder": ([checkpoint, dataset, "--out", tmp_path / "no" / "x.json"], "does not exist"),
+        "out beneath a file": (
+            [checkpoint, dataset, "--out", tmp_path / "notes.pt" / "x.json"],
+            "is a file, so no folder",
+        ),
         "unknown format": ([checkpoint, dataset, "--format", "nope"], "data.format"),
     }[case]
     with pytest.raises(SystemExit) as stop:

@@ -56,6 +56,7 @@ def train(workdir: Path, prepared: Path, devices: int, wait: bool = True, **over
         str(prepared / "manifest.csv"),
         "best.pt",
         "live",
+        "train.json",
         "state.pt",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 processes on 2 cores: one thread each

@@ -45,6 +45,7 @@ def train_cmd(workdir: Path, prepared: Path):
         str(prepared / "manifest.csv"),
         "best.pt",
         "live",
+        "train.json",
         "state.pt",
     ]
 

@@ -96,7 +96,7 @@ def test_a_checkpoint_of_another_architecture_is_an_error_naming_both():
 
 
 def test_init_from_and_weights_take_a_checkpoint_of_other_classes_and_record_it(tmp_path):
-    checkpoint(SEVEN.save(channels=1), tmp_path / "fer2013.pt")
+    checkpoint(SEVEN, channels=1).save(tmp_path / "fer2013.pt")
     for key in ("init_from", "weights"):  # pretrained: the checkpoint replaces hub weights, so none are fetched
         p = TrainParams(model="test_resnet", pretrained=True, device="cpu", **{key: str(tmp_path / "fer2013.pt")})
         model, init = start_model(p, EIGHT, 1)

@@ -51,19 +51,22 @@ def write_text(text: str, path: str | Path) -> None:
         Path(tmp).write_text(text)
 
 
-def check_writable(path: str | Path, flag: str, folder: bool = False) -> None:
+def check_writable(path: str | Path, flag: str, folder: bool = False, parents: bool = False) -> None:
     """A FerError naming `flag` unless `path` can be written (a file, or with `folder` a folder,
-    made later if missing): checked before any work, so that no result is computed only to be lost."""
+    made later if missing; with `parents` the folders a file lies in are made too): checked
+    before any work, so that no result is computed only to be lost."""
     path = Path(path)
     if folder and path.exists() and not path.is_dir():
         raise FerError(f"{flag} {path} is a file, not a folder: name a folder to write into")
     if not folder and path.is_dir():
         raise FerError(f"{flag} {path} is a folder: name a file to write in it, e.g. {path / 'predictions'}")
-    if not folder and not path.parent.is_dir():
+    if not folder and not parents and not path.parent.is_dir():
         raise FerError(
             f"{flag} {path}: the folder {path.parent} does not exist; make it first (mkdir -p {path.parent})"
         )
     target = path if folder and path.is_dir() else next(p for p in path.parents if p.exists())
+    if not target.is_dir() and target != path:
+        raise FerError(f"{flag} {path}: {target} is a file, so no folder can be made there")
     if not folder and path.exists():
         target = path
     if (

@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         confusion_out = args.confusion or (args.out and args.out.with_suffix(".csv"))
         for path, flag in ((args.out, "--out"), (confusion_out, "--confusion")):
             if path:
-                check_writable(path, flag)
+                check_writable(path, flag, parents=True)
         p = parse_params(
             {
                 "data": {
