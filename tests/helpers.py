@@ -115,3 +115,19 @@ def assert_resumes_exactly(params, train, val, classes, state_path, monkeypatch,
     assert drop(history) == drop(ref_history)  # the lr of every epoch included
     for k in ref_best.weights:
         assert torch.equal(best.weights[k], ref_best.weights[k]), k
+
+
+def tiny_checkpoint(classes: list[str], channels: int = 1, size: int = 48, **fields):
+    """(model, Checkpoint) of a fresh timm test_resnet for `classes`; `fields` fill the rest
+    (epoch, params, temperature, ...)."""
+    from fer.checkpoint import Checkpoint
+    from fer.models import create, data_config
+
+    model = create("test_resnet", len(classes), in_chans=channels)
+    return model, Checkpoint(
+        weights=model.state_dict(),
+        model_name="test_resnet",
+        classes=list(classes),
+        data_config=data_config(model, size, channels),
+        **fields,
+    )

@@ -8,13 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_checkpoint
 from matplotlib import cbook
 from PIL import Image
 
 from fer import FerError, starter
 from fer.checkpoint import Checkpoint
 from fer.data import synthetic
-from fer.models import create, data_config
 from fer.params import TrainParams
 from fer.training.train import start_model
 from fer.training.transfer import preprocessing_gaps
@@ -85,17 +85,7 @@ def test_a_fresh_folder_answers_with_the_starter_and_says_so(tmp_path, monkeypat
 
 
 def demo_checkpoint(path, source="demo"):
-    model = create("test_resnet", len(CLASSES), in_chans=1)
-    Checkpoint(
-        weights=model.state_dict(),
-        model_name="test_resnet",
-        classes=CLASSES,
-        data_config=data_config(model, 48, 1),
-        epoch=1,
-        val_acc=0.5,
-        params={},
-        extra={"data": {"source": source}},
-    ).save(path)
+    tiny_checkpoint(CLASSES, epoch=1, val_acc=0.5, params={}, extra={"data": {"source": source}})[1].save(path)
 
 
 def test_the_demos_model_gives_way_to_the_starter_unless_asked_for(tmp_path, monkeypatch, capsys):
@@ -138,20 +128,16 @@ def test_a_run_starts_from_the_starter_by_name():
 def test_pack_writes_a_starter_that_checks_out(tmp_path):
     torch.manual_seed(0)
     ckpt_path = tmp_path / "best.pt"
-    model = create("test_resnet", len(CLASSES), in_chans=1)
-    optimizer = torch.optim.AdamW(model.parameters())
-    Checkpoint(
-        weights=model.state_dict(),
-        model_name="test_resnet",
-        classes=CLASSES,
-        data_config=data_config(model, 48, 1),
+    model, ckpt = tiny_checkpoint(
+        CLASSES,
         epoch=3,
         val_acc=0.5,
         params={"epochs": 3},
         extra={"data": {"source": "fer2013.tar.gz", "format": "fer2013"}},
-        optimizer=optimizer.state_dict(),
         temperature={"flip": 1.5, "none": 1.4},
-    ).save(ckpt_path)
+    )
+    ckpt.optimizer = torch.optim.AdamW(model.parameters()).state_dict()
+    ckpt.save(ckpt_path)
     metrics = {
         "accuracy": 0.7,
         "macro_f1": 0.6,

@@ -10,12 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import tiny_checkpoint
 from PIL import Image
 
 from fer import FerError
-from fer.checkpoint import Checkpoint
 from fer.data import synthetic
-from fer.models import create, data_config
 from fer.use.predict import TorchModel, predict_files
 from fer.use.predict import main as predict_main
 from fer.use.tracking import Track, smooth
@@ -29,18 +28,9 @@ SIZE = (320, 240)
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    model = create("test_resnet", len(CLASSES), in_chans=1)
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    Checkpoint(
-        weights=model.state_dict(),
-        model_name="test_resnet",
-        classes=CLASSES,
-        data_config=data_config(model, 48, 1),
-        epoch=1,
-        val_acc=0.5,
-        params={"epochs": 1, "pretrained": False},
-        temperature={"none": 1.5, "flip": 1.4},
-    ).save(path)
+    params = {"epochs": 1, "pretrained": False}
+    tiny_checkpoint(CLASSES, epoch=1, val_acc=0.5, params=params, temperature={"none": 1.5, "flip": 1.4})[1].save(path)
     return path
 
 
